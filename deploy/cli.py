@@ -1,0 +1,287 @@
+"""The `stadspuls` command: set up, run and inspect the platform."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from core.database import connect
+from core.errors import CoreError
+from core.migrations import migrate as apply_migrations
+from deploy import stack as stacks
+from deploy.errors import DeployError
+from deploy.process import read_pid, tail
+from deploy.settings import StackSettings
+from deploy.system import ensure_system, installed_postgres
+from devices.errors import DeviceError
+from devices.fleet import FLEETS, fleet
+from devices.provision import list_devices, provision
+
+log = logging.getLogger("stadspuls")
+
+
+def stack_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options that choose a local stack; each falls back to its STADSPULS_* variable."""
+
+    @click.option("--state-dir", type=click.Path(path_type=Path),
+                  help="Where the stack keeps data and logs [STADSPULS_STATE_DIR; .stadspuls]")
+    @click.option("--db-port", type=int,
+                  help="PostgreSQL port on 127.0.0.1 [STADSPULS_DB_PORT; 15432]")
+    @click.option("--mqtt-port", type=int,
+                  help="MQTT port on 127.0.0.1 [STADSPULS_MQTT_PORT; 11883]")
+    @wraps(command)
+    def wrapper(state_dir: Path | None, db_port: int | None, mqtt_port: int | None,
+                **kwargs: Any) -> Any:
+        given: dict[str, Any] = {"state_dir": state_dir, "db_port": db_port, "mqtt_port": mqtt_port}
+        settings = StackSettings(**{k: v for k, v in given.items() if v is not None})
+        return command(settings, **kwargs)
+
+    return wrapper
+
+
+def database_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--database-url, defaulting to the local stack's database."""
+
+    @click.option("--database-url", envvar="STADSPULS_DATABASE_URL",
+                  help="PostgreSQL URL [STADSPULS_DATABASE_URL; the local stack's database]")
+    @stack_options
+    @wraps(command)
+    def wrapper(settings: StackSettings, database_url: str | None, **kwargs: Any) -> Any:
+        running = stacks.settings_of_running_stack(settings)
+        return command(database_url or running.database_url, **kwargs)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+def cli(verbose: bool) -> None:
+    """Stadspuls: the city's sensor-data platform.
+
+    `stadspuls up` runs everything on this machine; `stadspuls status` tells what runs.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s  %(message)s", datefmt="%H:%M:%S",
+    )
+
+
+@cli.command()
+@click.option("--debian-mirror", envvar="STADSPULS_DEBIAN_MIRROR",
+              help="Debian archive for the TimescaleDB source [default: from apt sources]")
+def setup(debian_mirror: str | None) -> None:
+    """Install what is missing: PostgreSQL, PostGIS, TimescaleDB, Mosquitto."""
+    postgres = ensure_system(debian_mirror=debian_mirror)
+    log.info("ready: PostgreSQL %d with PostGIS and TimescaleDB, and Mosquitto",
+             postgres.major)
+
+
+@cli.command()
+@stack_options
+@click.option("-d", "--detach", is_flag=True, help="Run in the background; stop with `down`.")
+@click.option("--fleet", "fleet_name", default="stockholm", show_default=True,
+              type=click.Choice(sorted(FLEETS)), help="The fleet to provision.")
+@click.option("--scale", default=0, show_default=True,
+              help="Synthetic devices to add to the fleet.")
+@click.option("--skip-setup", is_flag=True, help="Do not check system packages first.")
+def up(settings: StackSettings, detach: bool, fleet_name: str, scale: int,
+       skip_setup: bool) -> None:
+    """Start the platform in the foreground; Ctrl-C stops everything."""
+    supervisor = read_pid(settings.state_dir / stacks.SUPERVISOR_PID)
+    if supervisor is not None:
+        raise click.ClickException(
+            f"the stack in {settings.state_dir} already runs (pid {supervisor}); "
+            "see `stadspuls status`, stop it with `stadspuls down`"
+        )
+    postgres = ensure_system(debian_mirror=settings.debian_mirror) if not skip_setup else None
+    if detach:
+        _start_detached(settings, fleet_name, scale)
+        return
+    postgres = postgres or installed_postgres()
+    if postgres is None:
+        raise click.ClickException("PostgreSQL is not installed; run `stadspuls setup`")
+    asyncio.run(_run_foreground(stacks.LocalStack(settings, postgres), fleet_name, scale))
+
+
+async def _run_foreground(stack: stacks.LocalStack, fleet_name: str, scale: int) -> None:
+    settings = stack.settings
+    pid_file = settings.state_dir / stacks.SUPERVISOR_PID
+    started = time.monotonic()
+    await stack.start()
+    pid_file.write_text(f"{os.getpid()}\n")
+    try:
+        conn = await connect(settings.database_url)
+        try:
+            await provision(conn, fleet(fleet_name, scale))
+        finally:
+            await conn.close()
+        _print_banner(settings, time.monotonic() - started)
+        await _supervise(stack)
+    finally:
+        log.info("stopping", extra={"action": "stack_stopping"})
+        stack.stop()
+        pid_file.unlink(missing_ok=True)
+        log.info("stopped", extra={"action": "stack_stopped"})
+
+
+async def _supervise(stack: stacks.LocalStack) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    while not stop.is_set():
+        exited = stack.exited()
+        if exited:
+            log.error("%s exited unexpectedly; see %s", ", ".join(exited),
+                      stack.state_dir / "logs", extra={"action": "service_died"})
+            raise DeployError(f"{', '.join(exited)} exited unexpectedly")
+        try:
+            async with asyncio.timeout(0.5):
+                await stop.wait()
+        except TimeoutError:
+            pass
+
+
+def _print_banner(settings: StackSettings, seconds: float) -> None:
+    state = settings.state_dir.resolve()
+    click.echo(
+        f"\nStadspuls is up ({seconds:.1f} s).\n"
+        f"  database   {settings.database_url}\n"
+        f"             psql -h 127.0.0.1 -p {settings.db_port} -U stadspuls {settings.db_name}\n"
+        f"  broker     {settings.mqtt_url}\n"
+        f"             mosquitto_sub -h 127.0.0.1 -p {settings.mqtt_port} -t 'devices/#' -v\n"
+        f"  logs       {state / 'logs'}\n"
+        f"  devices    stadspuls devices list\n"
+        "Press Ctrl-C to stop.\n"
+    )
+
+
+def _start_detached(settings: StackSettings, fleet_name: str, scale: int) -> None:
+    logs = settings.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    logfile = logs / "stadspuls.log"
+    args = [
+        sys.executable, "-m", "deploy", "up", "--skip-setup",
+        "--state-dir", str(settings.state_dir), "--db-port", str(settings.db_port),
+        "--mqtt-port", str(settings.mqtt_port), "--fleet", fleet_name, "--scale", str(scale),
+    ]
+    with logfile.open("ab") as out:
+        child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise click.ClickException(f"the stack did not start:\n{tail(logfile)}")
+        if "Stadspuls is up" in logfile.read_text(errors="replace"):
+            click.echo(stacks.describe(asyncio.run(stacks.status(settings))))
+            click.echo(f"Running in the background (log: {logfile}); stop with `stadspuls down`.")
+            return
+        time.sleep(0.2)
+    raise click.ClickException(f"the stack did not come up in 300 s; see {logfile}")
+
+
+@cli.command()
+@stack_options
+def down(settings: StackSettings) -> None:
+    """Stop a stack started with `up --detach` (or left behind by one that died)."""
+    stopped = stacks.stop_detached(settings, installed_postgres())
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@cli.command()
+@stack_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def status(settings: StackSettings, as_json: bool) -> None:
+    """Report each component of the local stack; exit status 3 if any is down."""
+    found = asyncio.run(stacks.status(settings))
+    click.echo(json.dumps(stacks.as_dict(found)) if as_json else stacks.describe(found))
+    if not all(c.running for c in found if c.name != "supervisor"):
+        sys.exit(3)
+
+
+@cli.command()
+@database_option
+def migrate(database_url: str) -> None:
+    """Bring the database schema up to date."""
+
+    async def run() -> int:
+        conn = await connect(database_url)
+        try:
+            return len(await apply_migrations(conn))
+        finally:
+            await conn.close()
+
+    click.echo(f"{asyncio.run(run())} migrations applied; the schema is up to date")
+
+
+@cli.group()
+def devices() -> None:
+    """The device registry: provision a fleet, list devices."""
+
+
+@devices.command("provision")
+@database_option
+@click.option("--fleet", "fleet_name", default="stockholm", show_default=True,
+              type=click.Choice(sorted(FLEETS)))
+@click.option("--scale", default=0, show_default=True, help="Synthetic devices to add.")
+@click.option("--seed", default=0, show_default=True, help="Seed for synthetic placement.")
+def devices_provision(database_url: str, fleet_name: str, scale: int, seed: int) -> None:
+    """Create or update a fleet's agencies, gateways, devices and datastreams."""
+
+    async def run() -> str:
+        conn = await connect(database_url)
+        try:
+            return (await provision(conn, fleet(fleet_name, scale, seed))).summary()
+        finally:
+            await conn.close()
+
+    click.echo(f"provisioned: {asyncio.run(run())}")
+
+
+@devices.command("list")
+@database_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def devices_list(database_url: str, as_json: bool) -> None:
+    """Show the provisioned field devices."""
+
+    async def run() -> list[dict[str, Any]]:
+        conn = await connect(database_url)
+        try:
+            return await list_devices(conn)
+        finally:
+            await conn.close()
+
+    rows = asyncio.run(run())
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    click.echo(f"{'device':<26} {'model':<20} {'agency':<19} {'gateway':<14} "
+               f"{'lat':>9} {'lon':>9} {'streams':>7}  name")
+    for r in rows:
+        click.echo(
+            f"{r['device_id']:<26} {r['model']:<20} {r['agency']:<19} "
+            f"{r['gateway_id'] or '-':<14} {r['latitude']:>9.5f} {r['longitude']:>9.5f} "
+            f"{r['datastreams']:>7}  {r['name']}"
+        )
+    click.echo(f"{len(rows)} devices")
+
+
+def main() -> None:
+    """Entry point of the `stadspuls` console script."""
+    try:
+        cli(standalone_mode=True)
+    except (DeployError, CoreError, DeviceError) as exc:
+        click.echo(f"stadspuls: {exc}", err=True)
+        sys.exit(1)

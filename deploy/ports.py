@@ -1,0 +1,49 @@
+"""Loopback ports: is one free, and find free ones for tests."""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+
+from deploy.errors import PortBusy
+
+HOST = "127.0.0.1"
+
+
+def ensure_free(port: int, setting: str) -> None:
+    """Raise PortBusy, naming `setting`, when something already listens on `port`."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise PortBusy(port, setting) from exc
+            raise
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def accepts(port: int, timeout: float = 0.5) -> bool:
+    """Whether a TCP connection to 127.0.0.1:`port` succeeds."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def wait_closed(port: int, timeout: float) -> bool:
+    """Wait until nothing accepts on `port`; whether that happened in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not accepts(port, timeout=0.2):
+            return True
+        time.sleep(0.1)
+    return False

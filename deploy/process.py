@@ -1,0 +1,120 @@
+"""Child processes of the local stack: started detached from the terminal, as the service
+user when run by root, with their output in a log file, and stopped by signal."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from deploy.errors import ServiceFailed
+
+
+class ManagedProcess:
+    """One long-running program of the stack."""
+
+    def __init__(self, name: str, args: list[str], logfile: Path, run_as: str | None) -> None:
+        self.name = name
+        self.args = args
+        self.logfile = logfile
+        self.run_as = run_as
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        """Start the program; its own session keeps the terminal's Ctrl-C away from it."""
+        with self.logfile.open("ab") as out:
+            try:
+                self.proc = subprocess.Popen(
+                    self.args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    start_new_session=True, env=env, **as_user(self.run_as),  # type: ignore[call-overload]
+                )
+            except OSError as exc:
+                raise ServiceFailed(f"{self.name} could not be started: {exc}") from exc
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float) -> None:
+        """Wait for `ready()`; raise ServiceFailed with the log's tail if the program exits."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if ready():
+                return
+            if not self.alive():
+                raise ServiceFailed(f"{self.name} exited during start-up:\n{self.log_tail()}")
+            time.sleep(0.05)
+        raise ServiceFailed(f"{self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> None:
+        """Ask the program to stop, wait, and kill it if it does not."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def log_tail(self, lines: int = 15) -> str:
+        return tail(self.logfile, lines)
+
+
+def as_user(run_as: str | None) -> dict[str, object]:
+    """subprocess arguments that run a child as `run_as` with only that account's group."""
+    if run_as is None:
+        return {}
+    account = pwd.getpwnam(run_as)
+    return {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a log file, or an empty string if there is none."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stop_pid(pid: int, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> bool:
+    """Signal a process that is not our child and wait for it to go; whether it went."""
+    if not pid_alive(pid):
+        return True
+    os.kill(pid, sig)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid on the first line of a pid file, if the file exists and the process lives."""
+    try:
+        first = path.read_text().split("\n", 1)[0].strip()
+    except FileNotFoundError:
+        return None
+    if not first.isdigit():
+        return None
+    pid = int(first)
+    return pid if pid_alive(pid) else None

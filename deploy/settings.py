@@ -1,0 +1,39 @@
+"""Settings of the local stack, read once by the command line and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StackSettings(BaseSettings):
+    """Where the local stack keeps its state and which loopback ports it listens on."""
+
+    model_config = SettingsConfigDict(env_prefix="STADSPULS_", frozen=True)
+
+    state_dir: Path = Path(".stadspuls")
+    db_port: int = 15432
+    db_name: str = "stadspuls"
+    mqtt_port: int = 11883
+    debian_mirror: str | None = None
+
+    @property
+    def database_url(self) -> str:
+        return database_url(self.db_port, self.db_name)
+
+    @property
+    def admin_database_url(self) -> str:
+        return database_url(self.db_port, "postgres")
+
+    @property
+    def mqtt_url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.mqtt_port}"
+
+
+DB_USER = "stadspuls"
+
+
+def database_url(port: int, name: str) -> str:
+    """The URL of a database of the local cluster, reached over loopback."""
+    return f"postgresql://{DB_USER}@127.0.0.1:{port}/{name}"

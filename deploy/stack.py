@@ -1,0 +1,210 @@
+"""The local stack of one state directory: PostgreSQL with TimescaleDB and PostGIS, and
+Mosquitto, started by `stadspuls up`, by the test fixtures and by CI through this module."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.database import connect, ensure_database
+from core.errors import CoreError
+from core.migrations import migrate
+from core.queries import query
+from deploy import ports
+from deploy.errors import ServiceFailed
+from deploy.mosquitto import MosquittoBroker
+from deploy.postgres import PostgresServer, stop_orphan
+from deploy.process import as_user, read_pid, stop_pid
+from deploy.settings import StackSettings
+from deploy.system import SERVICE_USER, Postgres
+
+log = logging.getLogger(__name__)
+
+RUNTIME_FILE = "runtime.json"
+SUPERVISOR_PID = "stadspuls.pid"
+
+
+def service_user() -> str | None:
+    """The account services run as: the unprivileged service user when we are root."""
+    return SERVICE_USER if os.geteuid() == 0 else None
+
+
+class LocalStack:
+    """Database and broker whose files live in one state directory."""
+
+    def __init__(self, settings: StackSettings, install: Postgres) -> None:
+        self.settings = settings
+        self.state_dir = settings.state_dir.resolve()
+        self.run_as = service_user()
+        logs = self.state_dir / "logs"
+        self.postgres = PostgresServer(
+            install, self.state_dir / "postgres", settings.db_port, logs / "postgres.log",
+            self.run_as,
+        )
+        self.broker = MosquittoBroker(
+            self.state_dir / "mosquitto", settings.mqtt_port, logs / "mosquitto.log",
+            self.run_as,
+        )
+
+    async def start(self) -> None:
+        """Start database and broker, create the database and bring its schema up to date."""
+        ports.ensure_free(self.settings.db_port, "STADSPULS_DB_PORT or --db-port")
+        ports.ensure_free(self.settings.mqtt_port, "STADSPULS_MQTT_PORT or --mqtt-port")
+        (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
+        self._check_reachable()
+        if self.postgres.initialise():
+            log.info("created the database cluster in %s", self.postgres.datadir,
+                     extra={"action": "cluster_created"})
+        try:
+            self.postgres.start()
+            log.info("database listening on 127.0.0.1:%d", self.settings.db_port,
+                     extra={"action": "database_started"})
+            self.broker.start()
+            log.info("broker listening on 127.0.0.1:%d", self.settings.mqtt_port,
+                     extra={"action": "broker_started"})
+            await ensure_database(self.settings.admin_database_url, self.settings.db_name)
+            conn = await connect(self.settings.database_url)
+            try:
+                applied = await migrate(conn)
+            finally:
+                await conn.close()
+            log.info("schema up to date (%d migrations applied now)", len(applied),
+                     extra={"action": "schema_ready"})
+        except BaseException:
+            self.stop()
+            raise
+        self.write_runtime()
+
+    def stop(self) -> None:
+        """Stop the broker, then the database."""
+        self.broker.stop()
+        self.postgres.stop()
+        (self.state_dir / RUNTIME_FILE).unlink(missing_ok=True)
+
+    def exited(self) -> list[str]:
+        """Names of the services whose process has exited."""
+        return [
+            p.name for p in (self.postgres.process, self.broker.process) if not p.alive()
+        ]
+
+    def write_runtime(self) -> None:
+        runtime = {
+            "db_port": self.settings.db_port,
+            "db_name": self.settings.db_name,
+            "mqtt_port": self.settings.mqtt_port,
+        }
+        (self.state_dir / RUNTIME_FILE).write_text(json.dumps(runtime) + "\n")
+
+    def _check_reachable(self) -> None:
+        if self.run_as is None:
+            return
+        reachable = subprocess.run(
+            ["test", "-x", str(self.state_dir)], check=False, **as_user(self.run_as),  # type: ignore[call-overload]
+        )
+        if reachable.returncode != 0:
+            raise ServiceFailed(
+                f"the service user {self.run_as!r} cannot reach the state directory "
+                f"{self.state_dir}: a parent directory is not searchable by others; choose "
+                "another with STADSPULS_STATE_DIR or --state-dir"
+            )
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    running: bool
+    detail: str
+
+
+def settings_of_running_stack(settings: StackSettings) -> StackSettings:
+    """The settings a running stack of this state directory was started with."""
+    path = settings.state_dir / RUNTIME_FILE
+    try:
+        runtime = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return settings
+    return settings.model_copy(update=runtime)
+
+
+async def status(settings: StackSettings) -> list[ComponentStatus]:
+    """What runs of the stack in this state directory, component by component."""
+    settings = settings_of_running_stack(settings)
+    state = settings.state_dir
+    supervisor = read_pid(state / SUPERVISOR_PID)
+    found = [ComponentStatus(
+        "supervisor", supervisor is not None,
+        f"pid {supervisor}" if supervisor else "not running",
+    )]
+    db_pid = read_pid(state / "postgres" / "postmaster.pid")
+    db_detail = await _database_detail(settings) if db_pid else None
+    found.append(ComponentStatus(
+        "database", db_detail is not None,
+        f"pid {db_pid}, 127.0.0.1:{settings.db_port}, {db_detail}" if db_detail
+        else (f"pid {db_pid} but not answering" if db_pid else "not running"),
+    ))
+    mq_pid = read_pid(state / "mosquitto" / "mosquitto.pid")
+    mq_up = mq_pid is not None and ports.accepts(settings.mqtt_port)
+    found.append(ComponentStatus(
+        "broker", mq_up,
+        f"pid {mq_pid}, 127.0.0.1:{settings.mqtt_port}" if mq_up
+        else (f"pid {mq_pid} but not accepting" if mq_pid else "not running"),
+    ))
+    return found
+
+
+async def _database_detail(settings: StackSettings) -> str | None:
+    try:
+        conn = await connect(settings.database_url, wait=3)
+    except CoreError:
+        return None
+    try:
+        versions = {r["extname"]: r["extversion"] for r in await conn.fetch(
+            query("admin", "extension_versions"))}
+        counts = await conn.fetchrow(query("registry", "counts"))
+    finally:
+        await conn.close()
+    return (
+        f"TimescaleDB {versions.get('timescaledb', 'missing')}, "
+        f"PostGIS {versions.get('postgis', 'missing')}, "
+        f"{counts['things']} things, {counts['datastreams']} datastreams, "
+        f"{counts['observations']} observations"
+    )
+
+
+def stop_detached(settings: StackSettings, install: Postgres | None) -> list[str]:
+    """Stop a stack of this state directory started in the background; what was stopped."""
+    state = settings.state_dir
+    stopped = []
+    supervisor = read_pid(state / SUPERVISOR_PID)
+    if supervisor is not None:
+        if not stop_pid(supervisor, timeout=90):
+            raise ServiceFailed(f"the stack supervisor (pid {supervisor}) did not stop")
+        stopped.append("supervisor")
+    # Whatever a supervisor that died left behind.
+    broker = read_pid(state / "mosquitto" / "mosquitto.pid")
+    if broker is not None and stop_pid(broker):
+        stopped.append("broker")
+    if install is not None and stop_orphan(state / "postgres", install, service_user()):
+        stopped.append("database")
+    (state / RUNTIME_FILE).unlink(missing_ok=True)
+    return stopped
+
+
+def describe(found: list[ComponentStatus]) -> str:
+    width = max(len(c.name) for c in found)
+    return "\n".join(
+        f"{c.name:<{width}}  {'up  ' if c.running else 'down'}  {c.detail}" for c in found
+    )
+
+
+def runtime_path(state_dir: Path) -> Path:
+    return state_dir / RUNTIME_FILE
+
+
+def as_dict(found: list[ComponentStatus]) -> list[dict[str, Any]]:
+    return [{"name": c.name, "running": c.running, "detail": c.detail} for c in found]
