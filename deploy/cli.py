@@ -31,6 +31,10 @@ from devices.provision import list_devices, provision
 
 log = logging.getLogger("stadspuls")
 
+# Commands run against a stack that is already up: a database that does not answer within
+# this time is not starting, it is not there.
+CONNECT_WAIT_S = 3
+
 
 def stack_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """The options that choose a local stack; each falls back to its STADSPULS_* variable."""
@@ -217,7 +221,7 @@ def migrate(database_url: str) -> None:
     """Bring the database schema up to date."""
 
     async def run() -> int:
-        conn = await connect(database_url)
+        conn = await connect(database_url, wait=CONNECT_WAIT_S)
         try:
             return len(await apply_migrations(conn))
         finally:
@@ -241,7 +245,7 @@ def devices_provision(database_url: str, fleet_name: str, scale: int, seed: int)
     """Create or update a fleet's agencies, gateways, devices and datastreams."""
 
     async def run() -> str:
-        conn = await connect(database_url)
+        conn = await connect(database_url, wait=CONNECT_WAIT_S)
         try:
             return (await provision(conn, fleet(fleet_name, scale, seed))).summary()
         finally:
@@ -257,7 +261,7 @@ def devices_list(database_url: str, as_json: bool) -> None:
     """Show the provisioned field devices."""
 
     async def run() -> list[dict[str, Any]]:
-        conn = await connect(database_url)
+        conn = await connect(database_url, wait=CONNECT_WAIT_S)
         try:
             return await list_devices(conn)
         finally:

@@ -14,6 +14,9 @@ HOST = "127.0.0.1"
 def ensure_free(port: int, setting: str) -> None:
     """Raise PortBusy, naming `setting`, when something already listens on `port`."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As the servers do: connections of a stopped server lingering in TIME_WAIT do not
+        # make the port busy, a listener does.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError as exc:

@@ -1,0 +1,52 @@
+"""The platform as a user runs it: the `stadspuls` command in a subprocess."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from deploy.ports import free_port
+
+
+def stadspuls(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "deploy", *args], capture_output=True,
+                          text=True, check=check, timeout=300)
+
+
+def _running_under(state_dir: Path) -> list[str]:
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True, check=True)
+    return [line for line in ps.stdout.splitlines() if str(state_dir) in line]
+
+
+def test_up_detached_then_status_devices_and_down(state_dir: Path) -> None:
+    where = ["--state-dir", str(state_dir)]
+    ports = ["--db-port", str(free_port()), "--mqtt-port", str(free_port())]
+    stadspuls("up", "--detach", *where, *ports)
+    try:
+        report = stadspuls("status", "--json", *where)
+        assert {c["name"]: c["running"] for c in json.loads(report.stdout)} == {
+            "supervisor": True, "database": True, "broker": True,
+        }
+        listed = json.loads(stadspuls("devices", "list", "--json", *where).stdout)
+        assert len(listed) == 15
+        assert {d["agency"] for d in listed} == {"miljoforvaltningen", "trafikkontoret"}
+    finally:
+        stopped = stadspuls("down", *where)
+    assert "supervisor" in stopped.stdout
+    after = stadspuls("status", *where, check=False)
+    assert after.returncode == 3
+    assert _running_under(state_dir) == []
+
+
+def test_help_lists_the_commands() -> None:
+    out = stadspuls("--help").stdout
+    for command in ("up", "down", "status", "migrate", "devices", "setup"):
+        assert f"  {command}" in out
+
+
+def test_devices_list_against_a_database_that_is_not_there_is_a_clear_error() -> None:
+    result = stadspuls("devices", "list", "--database-url",
+                       f"postgresql://stadspuls@127.0.0.1:{free_port()}/nothing", check=False)
+    assert result.returncode == 1
+    assert "no database answers" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,136 @@
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from core.migrations import applied_versions, available, migrate
+from devices.fleet import stockholm
+from devices.provision import provision
+
+T0 = datetime(2026, 3, 10, 7, 30, tzinfo=UTC)
+
+
+async def _datastream(db: Any) -> int:
+    await provision(db, stockholm())
+    return int(await db.fetchval(
+        "SELECT ds.id FROM datastreams ds JOIN things t ON t.id = ds.thing_id "
+        "WHERE t.device_id = 'aq-hornsgatan-108' AND ds.record_name = 'no2'"
+    ))
+
+
+async def test_running_migrations_again_applies_nothing(db: Any) -> None:
+    assert await migrate(db) == []
+    assert await applied_versions(db) == [m.version for m in available()]
+
+
+async def test_observations_is_a_hypertable_with_one_day_chunks(db: Any) -> None:
+    row = await db.fetchrow(
+        "SELECT column_name, time_interval FROM timescaledb_information.dimensions "
+        "WHERE hypertable_name = 'observations'"
+    )
+    assert row["column_name"] == "phenomenon_time"
+    assert row["time_interval"] == timedelta(days=1)
+
+
+async def test_observations_keep_only_the_indexes_reads_need(db: Any) -> None:
+    indexes = await db.fetch(
+        "SELECT indexdef FROM pg_indexes WHERE tablename = 'observations' ORDER BY indexname"
+    )
+    assert [r["indexdef"].split(" USING ")[1] for r in indexes] == [
+        "btree (datastream_id, phenomenon_time)",
+        "btree (id)",
+    ]
+
+
+async def test_registry_tables_have_the_columns_the_code_uses(db: Any) -> None:
+    rows = await db.fetch(
+        "SELECT table_name, column_name FROM information_schema.columns "
+        "WHERE table_schema = 'public'"
+    )
+    columns: dict[str, set[str]] = {}
+    for r in rows:
+        columns.setdefault(r["table_name"], set()).add(r["column_name"])
+    expected = {
+        "agencies": {"id", "code", "name"},
+        "gateways": {"id", "gateway_id", "agency_id"},
+        "things": {"id", "agency_id", "device_id", "gateway_id", "properties"},
+        "locations": {"id", "location", "encoding_type"},
+        "thing_locations": {"thing_id", "location_id"},
+        "historical_locations": {"id", "thing_id", "time"},
+        "historical_location_locations": {"historical_location_id", "location_id"},
+        "sensors": {"id", "name", "encoding_type", "metadata"},
+        "observed_properties": {"id", "name", "definition"},
+        "datastreams": {"id", "thing_id", "sensor_id", "observed_property_id", "unit_symbol",
+                        "record_name", "senml_unit", "access", "observed_area"},
+        "features_of_interest": {"id", "feature", "encoding_type"},
+        "observations": {"phenomenon_time", "phenomenon_time_end", "result_time",
+                         "datastream_id", "result_number", "result_integer", "result_string",
+                         "result_boolean", "result_json", "result_quality", "parameters",
+                         "feature_id"},
+        "rejected_messages": {"received_at", "topic", "payload", "reason", "device_id"},
+    }
+    for table, wanted in expected.items():
+        assert wanted <= columns.get(table, set()), table
+
+
+async def test_locations_are_postgis_geometries_in_wgs84(db: Any) -> None:
+    srid = await db.fetchval(
+        "SELECT srid FROM geometry_columns WHERE f_table_name = 'locations'"
+    )
+    assert srid == 4326
+
+
+@pytest.mark.parametrize(("column", "value"), [
+    ("result_number", 23.4),
+    ("result_number", 0.1 + 0.2),
+    ("result_integer", 2**63 - 1),
+    ("result_integer", -(2**63)),
+    ("result_string", "sensor cleaned 08:00 — värden ok"),
+    ("result_boolean", False),
+    ("result_json", '{"a": [1, 2.5, null, "x"], "b": {"c": true}}'),
+    ("result_json", "null"),
+])
+async def test_each_kind_of_result_comes_back_exactly(db: Any, column: str, value: Any) -> None:
+    datastream = await _datastream(db)
+    await db.execute(
+        f"INSERT INTO observations (phenomenon_time, datastream_id, {column}) "
+        "VALUES ($1, $2, $3)", T0, datastream, value,
+    )
+    assert await db.fetchval(f"SELECT {column} FROM observations") == value
+
+
+async def test_an_observation_holds_exactly_one_result(db: Any) -> None:
+    datastream = await _datastream(db)
+    with pytest.raises(asyncpg.CheckViolationError):
+        await db.execute(
+            "INSERT INTO observations (phenomenon_time, datastream_id, result_number, "
+            "result_string) VALUES ($1, $2, 1.0, 'one')", T0, datastream,
+        )
+    with pytest.raises(asyncpg.CheckViolationError):
+        await db.execute(
+            "INSERT INTO observations (phenomenon_time, datastream_id) VALUES ($1, $2)",
+            T0, datastream,
+        )
+
+
+async def test_a_reading_stored_twice_is_kept_once(db: Any) -> None:
+    datastream = await _datastream(db)
+    insert = (
+        "INSERT INTO observations (phenomenon_time, datastream_id, result_number) "
+        "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+    )
+    await db.execute(insert, T0, datastream, 23.4)
+    await db.execute(insert, T0.astimezone(tz=None), datastream, 99.0)  # same instant
+    assert await db.fetch("SELECT result_number FROM observations") == [(23.4,)]
+
+
+async def test_rejects_keep_the_raw_payload_and_reason(db: Any) -> None:
+    payload = b'\xff{"not": json'
+    await db.execute(
+        "INSERT INTO rejected_messages (topic, payload, reason) VALUES ($1, $2, $3)",
+        "devices/x/senml", payload, "payload is not valid JSON",
+    )
+    row = await db.fetchrow("SELECT payload, reason, received_at FROM rejected_messages")
+    assert row["payload"] == payload
+    assert row["received_at"] is not None
