@@ -182,13 +182,17 @@ def _start_detached(settings: StackSettings, fleet_name: str, scale: int) -> Non
         "--mqtt-port", str(settings.mqtt_port), "--fleet", fleet_name, "--scale", str(scale),
     ]
     with logfile.open("ab") as out:
+        offset = out.tell()
         child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
                                  stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         if child.poll() is not None:
             raise click.ClickException(f"the stack did not start:\n{tail(logfile)}")
-        if "Stadspuls is up" in logfile.read_text(errors="replace"):
+        with logfile.open("rb") as log_now:
+            log_now.seek(offset)
+            started = b"Stadspuls is up" in log_now.read()
+        if started:
             click.echo(stacks.describe(asyncio.run(stacks.status(settings))))
             click.echo(f"Running in the background (log: {logfile}); stop with `stadspuls down`.")
             return

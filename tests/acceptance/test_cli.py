@@ -38,6 +38,22 @@ def test_up_detached_then_status_devices_and_down(state_dir: Path) -> None:
     assert _running_under(state_dir) == []
 
 
+def test_a_second_detached_start_reuses_the_state_and_reports_it_running(
+    state_dir: Path,
+) -> None:
+    where = ["--state-dir", str(state_dir), "--db-port", str(free_port()),
+             "--mqtt-port", str(free_port())]
+    stadspuls("up", "--detach", *where)
+    stadspuls("down", *where)
+    try:
+        again = stadspuls("up", "--detach", *where)
+        assert "database    up" in again.stdout
+        assert stadspuls("status", *where).returncode == 0
+    finally:
+        stadspuls("down", *where)
+    assert _running_under(state_dir) == []
+
+
 def test_help_lists_the_commands() -> None:
     out = stadspuls("--help").stdout
     for command in ("up", "down", "status", "migrate", "devices", "setup"):
