@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deploy.errors import SystemSetupError
+from deploy.process import tail
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,11 @@ def ensure_timescaledb(postgres: Postgres, *, debian_mirror: str | None = None) 
         extra={"action": "timescaledb_build"},
     )
     with tempfile.TemporaryDirectory(prefix="stadspuls-timescaledb-") as tmp:
-        source = _fetch_timescaledb_source(Path(tmp), mirror)
+        build_log = Path(tmp) / "build.log"
+        log.info("fetching the source package", extra={"action": "timescaledb_fetch"})
+        source = _fetch_timescaledb_source(Path(tmp), mirror, build_log)
+        log.info("configuring %s (Apache edition)", source.name,
+                 extra={"action": "timescaledb_configure"})
         _run([
             "./bootstrap",
             "-DAPACHE_ONLY=ON",
@@ -150,8 +155,11 @@ def ensure_timescaledb(postgres: Postgres, *, debian_mirror: str | None = None) 
             "-DTAP_CHECKS=OFF",
             "-DWARNINGS_AS_ERRORS=OFF",
             f"-DPG_CONFIG={postgres.pg_config}",
-        ], cwd=source)
-        _run(["make", "-C", "build", f"-j{os.cpu_count() or 1}", "install"], cwd=source)
+        ], cwd=source, output=build_log)
+        log.info("compiling and installing (about 15 s on two cores)",
+                 extra={"action": "timescaledb_compile"})
+        _run(["make", "-C", "build", f"-j{os.cpu_count() or 1}", "install"], cwd=source,
+             output=build_log)
     if not postgres.has_extension("timescaledb"):
         raise SystemSetupError("TimescaleDB was built but its control file is not installed")
     log.info("TimescaleDB installed", extra={"action": "timescaledb_installed"})
@@ -200,7 +208,7 @@ def _is_main_archive(uris: str, suites: str) -> bool:
     return "debian" in uris and "security" not in uris and "security" not in suites
 
 
-def _fetch_timescaledb_source(workdir: Path, mirror: str) -> Path:
+def _fetch_timescaledb_source(workdir: Path, mirror: str, output: Path) -> Path:
     lists = workdir / "lists"
     (lists / "partial").mkdir(parents=True)
     sources = workdir / "sources.list"
@@ -214,8 +222,8 @@ def _fetch_timescaledb_source(workdir: Path, mirror: str) -> Path:
         f"-oDir::State::Lists={lists}",
         "-oAPT::Sandbox::User=root",
     ]
-    _run([*apt, "update"])
-    _run([*apt, "source", "timescaledb"], cwd=workdir)
+    _run([*apt, "update"], output=output)
+    _run([*apt, "source", "timescaledb"], cwd=workdir, output=output)
     unpacked = [p for p in workdir.glob("timescaledb-*") if p.is_dir()]
     if not unpacked:
         raise SystemSetupError("apt-get source timescaledb produced no source tree")
@@ -234,11 +242,22 @@ def _apt_install(packages: list[str]) -> None:
     _run(["apt-get", "-q", "-y", "--no-install-recommends", "install", *packages], env=env)
 
 
-def _run(args: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
+def _run(
+    args: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+    output: Path | None = None,
+) -> None:
+    """Run a setup command; its output goes to the terminal, or to `output` if given."""
     try:
-        subprocess.run(args, cwd=cwd, env=env, check=True)
+        if output is None:
+            subprocess.run(args, cwd=cwd, env=env, check=True)
+            return
+        with output.open("ab") as out:
+            subprocess.run(args, cwd=cwd, env=env, check=True, stdout=out,
+                           stderr=subprocess.STDOUT)
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise SystemSetupError(f"{' '.join(args[:3])} failed: {exc}") from exc
+        detail = f"\n{tail(output, 30)}" if output is not None else ""
+        raise SystemSetupError(f"{' '.join(args[:3])} failed: {exc}{detail}") from exc
+
 
 
 def _output(args: list[str]) -> str:
