@@ -26,7 +26,7 @@ async def connect(url: str, *, wait: float = 10) -> Any:
                     await asyncio.sleep(0.1)
     except TimeoutError:
         raise DatabaseUnavailable(
-            f"no database answers at {_without_password(url)} after {wait:.0f} s; "
+            f"no database answers at {redact(url)} after {wait:.0f} s; "
             "is the stack running (`stadspuls status`)?"
         ) from None
 
@@ -49,7 +49,8 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _without_password(url: str) -> str:
+def redact(url: str) -> str:
+    """`url` with its password, if any, replaced by stars, fit for a log line."""
     parts = urlsplit(url)
     if parts.password is None:
         return url

@@ -28,6 +28,9 @@ from deploy.system import ensure_system, installed_postgres
 from devices.errors import DeviceError
 from devices.fleet import FLEETS, fleet
 from devices.provision import list_devices, provision
+from ingest.service import run as run_ingest
+from ingest.settings import IngestSettings
+from simulators.cli import simulate
 
 log = logging.getLogger("stadspuls")
 
@@ -234,6 +237,32 @@ def migrate(database_url: str) -> None:
     click.echo(f"{asyncio.run(run())} migrations applied; the schema is up to date")
 
 
+@cli.command()
+@click.option("--database-url", help="PostgreSQL URL [STADSPULS_DATABASE_URL]")
+@click.option("--mqtt-host", help="Broker host [STADSPULS_MQTT_HOST; 127.0.0.1]")
+@click.option("--mqtt-port", type=int, help="Broker port [STADSPULS_MQTT_PORT; 11883]")
+@click.option("--client-id", help="MQTT client id; fixed, so the session survives restarts "
+              "[STADSPULS_MQTT_CLIENT_ID; stadspuls-ingest]")
+@click.option("--topic-prefix", help="Prefix of the device and gateway topics "
+              "[STADSPULS_TOPIC_PREFIX; none]")
+@click.option("--batch-rows", type=int, help="Flush at this many readings "
+              "[STADSPULS_BATCH_MAX_ROWS; 5000]")
+@click.option("--batch-age", type=float, help="Flush a batch this old, in seconds "
+              "[STADSPULS_BATCH_MAX_AGE_S; 0.1]")
+@click.option("--receive-maximum", type=int, help="Unacknowledged messages the broker may "
+              "send [STADSPULS_RECEIVE_MAXIMUM; 10000]")
+@click.option("--write-method", type=click.Choice(["unnest", "copy"]),
+              help="How batches reach the hypertable [STADSPULS_WRITE_METHOD; unnest]")
+@click.option("--metrics-port", type=int, help="Port of /metrics and /healthz on 127.0.0.1 "
+              "[STADSPULS_INGEST_METRICS_PORT; 9108]")
+def ingest(**options: Any) -> None:
+    """Consume SenML readings from MQTT into TimescaleDB (ack after commit)."""
+    names = {"client_id": "mqtt_client_id", "batch_rows": "batch_max_rows",
+             "batch_age": "batch_max_age_s", "metrics_port": "ingest_metrics_port"}
+    given = {names.get(k, k): v for k, v in options.items() if v is not None}
+    asyncio.run(run_ingest(IngestSettings(**given)))
+
+
 @cli.group()
 def devices() -> None:
     """The device registry: provision a fleet, list devices."""
@@ -284,6 +313,9 @@ def devices_list(database_url: str, as_json: bool) -> None:
             f"{r['datastreams']:>7}  {r['name']}"
         )
     click.echo(f"{len(rows)} devices")
+
+
+cli.add_command(simulate)
 
 
 def main() -> None:

@@ -1,0 +1,182 @@
+"""From an MQTT message to rows: who may speak for whom, which datastream a record feeds,
+and whether its unit, type and time are acceptable. Every refusal carries its reason."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from core import senml
+from ingest.registry import Registry, Target
+
+DEVICE_PREFIX = "urn:dev:"
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Limits a message is held to."""
+
+    max_payload_bytes: int = 64 * 1024
+    max_future_s: float = 300.0
+
+
+@dataclass(slots=True)
+class Reject:
+    """A message, or one record of it, that is not stored, and why."""
+
+    topic: str
+    payload: bytes
+    code: str
+    reason: str
+    received: float
+    device_id: str | None = None
+    record_index: int | None = None
+
+
+@dataclass(slots=True)
+class Mapped:
+    """What one message yields: columns of rows to store, and rejects."""
+
+    times: list[datetime] = field(default_factory=list)
+    datastreams: list[int] = field(default_factory=list)
+    numbers: list[float | None] = field(default_factory=list)
+    integers: list[int | None] = field(default_factory=list)
+    strings: list[str | None] = field(default_factory=list)
+    booleans: list[bool | None] = field(default_factory=list)
+    rejects: list[Reject] = field(default_factory=list)
+
+
+def sender(topic: str) -> tuple[str, str] | None:
+    """("devices" | "gateways", id) for a topic ending in {kind}/{id}/senml, else None."""
+    parts = topic.rsplit("/", 3)
+    if len(parts) < 3 or parts[-1] != "senml" or parts[-3] not in ("devices", "gateways"):
+        return None
+    return parts[-3], parts[-2]
+
+
+def map_message(
+    topic: str, payload: bytes, received: float, registry: Registry, rules: Rules,
+    out: Mapped,
+) -> None:
+    """Append the rows and rejects of one message to `out`.
+
+    Args:
+        topic: the MQTT topic it arrived on.
+        payload: the raw body.
+        received: reception time (seconds since the epoch).
+        registry: the current registry view.
+        rules: the limits to apply.
+        out: where rows and rejects are collected.
+    """
+    who = sender(topic)
+    if who is None:
+        out.rejects.append(Reject(topic, payload, "topic", "topic is not devices/{id}/senml "
+                                  "or gateways/{id}/senml", received))
+        return
+    kind, sender_id = who
+    device_topic = kind == "devices"
+    publisher = sender_id if device_topic else None
+    if len(payload) > rules.max_payload_bytes:
+        out.rejects.append(Reject(
+            topic, payload, "too_large",
+            f"payload of {len(payload)} bytes exceeds the limit of {rules.max_payload_bytes}",
+            received, publisher))
+        return
+    try:
+        records = senml.decode(payload, received)
+    except senml.PackError as exc:
+        out.rejects.append(Reject(topic, payload, exc.code, str(exc), received, publisher))
+        return
+    for entry in records:
+        if isinstance(entry, senml.Invalid):
+            out.rejects.append(Reject(topic, entry.record, entry.code, entry.reason, received,
+                                      publisher, entry.index))
+            continue
+        name = entry.name
+        if device_topic and not name.startswith(DEVICE_PREFIX):
+            name = f"{DEVICE_PREFIX}{sender_id}:{name}"
+        target = registry.streams.get(name)
+        problem = _refusal(entry, name, target, kind, sender_id, registry)
+        if problem is None and entry.time > received + rules.max_future_s:
+            problem = ("future_time",
+                       f"time {_iso(entry.time)} is {entry.time - received:.0f} s in the "
+                       f"future; at most {rules.max_future_s:.0f} s of clock skew is allowed")
+        if problem is not None or target is None:
+            code, reason = problem or ("unknown_record", "no datastream")
+            out.rejects.append(Reject(topic, senml.encode_resolved(entry), code, reason,
+                                      received, _device_of(name), entry.index))
+            continue
+        _append(out, entry, target)
+
+
+def _refusal(
+    entry: senml.Resolved, name: str, target: Target | None, kind: str, sender_id: str,
+    registry: Registry,
+) -> tuple[str, str] | None:
+    """(code, reason) when the record may not be stored."""
+    device = _device_of(name)
+    if device is None:
+        return "no_device", f"name {name!r} does not start with urn:dev:{{device id}}:"
+    if kind == "devices" and device != sender_id:
+        return "foreign_device", f"device {sender_id!r} may not publish for device {device!r}"
+    if device not in registry.gateway_of:
+        return "unknown_device", f"unknown device {device!r}"
+    if kind == "gateways" and registry.gateway_of[device] != sender_id:
+        return ("not_behind_gateway",
+                f"device {device!r} is not registered behind gateway {sender_id!r}")
+    if target is None:
+        return ("unknown_record",
+                f"device {device!r} has no datastream {name[len(device) + 9:]!r}")
+    if entry.unit is not None and entry.unit != target.unit:
+        return ("wrong_unit",
+                f"unit {entry.unit!r} does not match the datastream's unit {target.unit!r}")
+    reason = _type_refusal(entry.value, target.kind)
+    return ("wrong_type", reason) if reason else None
+
+
+def _type_refusal(value: object, kind: str) -> str | None:
+    is_bool = type(value) is bool
+    if kind == "number" and (is_bool or not isinstance(value, int | float)):
+        return f"datastream expects a number, got {_type_name(value)}"
+    if kind == "integer" and (is_bool or not isinstance(value, int | float)
+                              or value != int(value)):
+        return f"datastream expects an integer count, got {value!r}"
+    if kind == "boolean" and not is_bool:
+        return f"datastream expects a boolean, got {_type_name(value)}"
+    if kind == "string" and not isinstance(value, str):
+        return f"datastream expects a string, got {_type_name(value)}"
+    return None
+
+
+def _append(out: Mapped, entry: senml.Resolved, target: Target) -> None:
+    value = entry.value
+    out.times.append(datetime.fromtimestamp(entry.time, UTC))
+    out.datastreams.append(target.datastream_id)
+    number = integer = string = boolean = None
+    if type(value) is bool:
+        boolean = value
+    elif isinstance(value, str):
+        string = value
+    elif target.kind == "integer" or (target.kind == "any" and isinstance(value, int)):
+        integer = int(value)
+    else:
+        number = float(value)
+    out.numbers.append(number)
+    out.integers.append(integer)
+    out.strings.append(string)
+    out.booleans.append(boolean)
+
+
+def _device_of(name: str) -> str | None:
+    if not name.startswith(DEVICE_PREFIX):
+        return None
+    device, sep, _ = name[len(DEVICE_PREFIX):].partition(":")
+    return device if sep and device else None
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+
+
+def _type_name(value: object) -> str:
+    return {bool: "a boolean", str: "a string"}.get(type(value), "a number")

@@ -1,0 +1,32 @@
+"""Settings of an ingest process, read once in main() and passed down."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class IngestSettings(BaseSettings):
+    """How ingest reaches the broker and the database, and how it batches."""
+
+    model_config = SettingsConfigDict(env_prefix="STADSPULS_", frozen=True)
+
+    database_url: str = "postgresql://stadspuls@127.0.0.1:15432/stadspuls"
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 11883
+    mqtt_client_id: str = "stadspuls-ingest"
+    topic_prefix: str = ""
+    topics: list[str] = Field(default_factory=lambda: ["devices/+/senml", "gateways/+/senml"])
+    batch_max_rows: int = 5_000
+    batch_max_age_s: float = 0.1
+    receive_maximum: int = 10_000
+    session_expiry_s: int = 7 * 24 * 3600
+    max_payload_bytes: int = 64 * 1024
+    max_future_s: float = 300.0
+    write_method: str = "unnest"
+    ingest_metrics_port: int = 9108
+    drain_timeout_s: float = 10.0
+
+    @property
+    def subscriptions(self) -> list[str]:
+        return [self.topic_prefix + t for t in self.topics]
