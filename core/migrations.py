@@ -59,9 +59,16 @@ async def migrate(conn: Any) -> list[Migration]:
     applied: list[Migration] = []
     await conn.execute(query("migrations", "lock"))
     try:
-        done = {row["version"] for row in await conn.fetch(query("migrations", "applied"))}
+        done = {row["version"]: row["name"]
+                for row in await conn.fetch(query("migrations", "applied"))}
         for migration in available():
             if migration.version in done:
+                if done[migration.version] != migration.name:
+                    raise MigrationError(
+                        f"migration {migration.version:04d} was applied as "
+                        f"{done[migration.version]!r} but is now {migration.name!r}; "
+                        "a migration that has been applied must not change"
+                    )
                 continue
             log.info("applying migration %04d_%s", migration.version, migration.name,
                      extra={"action": "migration_applied"})

@@ -48,10 +48,14 @@ def stack_options(command: Callable[..., Any]) -> Callable[..., Any]:
                   help="PostgreSQL port on 127.0.0.1 [STADSPULS_DB_PORT; 15432]")
     @click.option("--mqtt-port", type=int,
                   help="MQTT port on 127.0.0.1 [STADSPULS_MQTT_PORT; 11883]")
+    @click.option("--ingest-metrics-port", type=int,
+                  help="Ingest's /metrics and /healthz port [STADSPULS_INGEST_METRICS_PORT; 9108]")
     @wraps(command)
     def wrapper(state_dir: Path | None, db_port: int | None, mqtt_port: int | None,
-                **kwargs: Any) -> Any:
-        given: dict[str, Any] = {"state_dir": state_dir, "db_port": db_port, "mqtt_port": mqtt_port}
+                ingest_metrics_port: int | None, **kwargs: Any) -> Any:
+        given: dict[str, Any] = {"state_dir": state_dir, "db_port": db_port,
+                                 "mqtt_port": mqtt_port,
+                                 "ingest_metrics_port": ingest_metrics_port}
         settings = StackSettings(**{k: v for k, v in given.items() if v is not None})
         return command(settings, **kwargs)
 
@@ -103,8 +107,9 @@ def setup(debian_mirror: str | None) -> None:
 @click.option("--scale", default=0, show_default=True,
               help="Synthetic devices to add to the fleet.")
 @click.option("--skip-setup", is_flag=True, help="Do not check system packages first.")
+@click.option("--no-simulator", is_flag=True, help="Run without the simulated fleet.")
 def up(settings: StackSettings, detach: bool, fleet_name: str, scale: int,
-       skip_setup: bool) -> None:
+       skip_setup: bool, no_simulator: bool) -> None:
     """Start the platform in the foreground; Ctrl-C stops everything."""
     supervisor = read_pid(settings.state_dir / stacks.SUPERVISOR_PID)
     if supervisor is not None:
@@ -114,15 +119,17 @@ def up(settings: StackSettings, detach: bool, fleet_name: str, scale: int,
         )
     postgres = ensure_system(debian_mirror=settings.debian_mirror) if not skip_setup else None
     if detach:
-        _start_detached(settings, fleet_name, scale)
+        _start_detached(settings, fleet_name, scale, no_simulator)
         return
     postgres = postgres or installed_postgres()
     if postgres is None:
         raise click.ClickException("PostgreSQL is not installed; run `stadspuls setup`")
-    asyncio.run(_run_foreground(stacks.LocalStack(settings, postgres), fleet_name, scale))
+    asyncio.run(_run_foreground(stacks.LocalStack(settings, postgres), fleet_name, scale,
+                                not no_simulator))
 
 
-async def _run_foreground(stack: stacks.LocalStack, fleet_name: str, scale: int) -> None:
+async def _run_foreground(stack: stacks.LocalStack, fleet_name: str, scale: int,
+                          simulate: bool) -> None:
     settings = stack.settings
     pid_file = settings.state_dir / stacks.SUPERVISOR_PID
     started = time.monotonic()
@@ -134,6 +141,9 @@ async def _run_foreground(stack: stacks.LocalStack, fleet_name: str, scale: int)
             await provision(conn, fleet(fleet_name, scale))
         finally:
             await conn.close()
+        stack.start_ingest()
+        if simulate:
+            stack.start_simulator(fleet_name, scale)
         _print_banner(settings, time.monotonic() - started)
         await _supervise(stack)
     finally:
@@ -168,22 +178,26 @@ def _print_banner(settings: StackSettings, seconds: float) -> None:
         f"  database   {settings.database_url}\n"
         f"             psql -h 127.0.0.1 -p {settings.db_port} -U stadspuls {settings.db_name}\n"
         f"  broker     {settings.mqtt_url}\n"
-        f"             mosquitto_sub -h 127.0.0.1 -p {settings.mqtt_port} -t 'devices/#' -v\n"
+        f"             mosquitto_sub -h 127.0.0.1 -p {settings.mqtt_port} -t 'gateways/#' -v\n"
+        f"  ingest     http://127.0.0.1:{settings.ingest_metrics_port}/metrics\n"
         f"  logs       {state / 'logs'}\n"
         f"  devices    stadspuls devices list\n"
         "Press Ctrl-C to stop.\n"
     )
 
 
-def _start_detached(settings: StackSettings, fleet_name: str, scale: int) -> None:
+def _start_detached(settings: StackSettings, fleet_name: str, scale: int,
+                    no_simulator: bool) -> None:
     logs = settings.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     logfile = logs / "stadspuls.log"
     args = [
         sys.executable, "-m", "deploy", "up", "--skip-setup",
         "--state-dir", str(settings.state_dir), "--db-port", str(settings.db_port),
-        "--mqtt-port", str(settings.mqtt_port), "--fleet", fleet_name, "--scale", str(scale),
-    ]
+        "--mqtt-port", str(settings.mqtt_port),
+        "--ingest-metrics-port", str(settings.ingest_metrics_port),
+        "--fleet", fleet_name, "--scale", str(scale),
+    ] + (["--no-simulator"] if no_simulator else [])
     with logfile.open("ab") as out:
         offset = out.tell()
         child = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out,
@@ -215,10 +229,11 @@ def down(settings: StackSettings) -> None:
 @stack_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(settings: StackSettings, as_json: bool) -> None:
-    """Report each component of the local stack; exit status 3 if any is down."""
+    """Report each component of the local stack; exit status 3 if the database, the broker
+    or ingest is down."""
     found = asyncio.run(stacks.status(settings))
     click.echo(json.dumps(stacks.as_dict(found)) if as_json else stacks.describe(found))
-    if not all(c.running for c in found if c.name != "supervisor"):
+    if not all(c.running for c in found if c.name in ("database", "broker", "ingest")):
         sys.exit(3)
 
 

@@ -50,3 +50,14 @@ def wait_closed(port: int, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def http_ok(port: int, path: str, timeout: float = 1.0) -> bool:
+    """Whether GET http://127.0.0.1:`port``path` answers 200."""
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as conn:
+            conn.sendall(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"
+                         .encode())
+            return conn.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False

@@ -17,12 +17,15 @@ from deploy.errors import ServiceFailed
 class ManagedProcess:
     """One long-running program of the stack."""
 
-    def __init__(self, name: str, args: list[str], logfile: Path, run_as: str | None) -> None:
+    def __init__(self, name: str, args: list[str], logfile: Path, run_as: str | None,
+                 pid_file: Path | None = None) -> None:
         self.name = name
         self.args = args
         self.logfile = logfile
         self.run_as = run_as
+        self.pid_file = pid_file
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
 
     @property
     def pid(self) -> int | None:
@@ -38,9 +41,16 @@ class ManagedProcess:
                 )
             except OSError as exc:
                 raise ServiceFailed(f"{self.name} could not be started: {exc}") from exc
+        self.started_at = time.monotonic()
+        if self.pid_file is not None:
+            self.pid_file.write_text(f"{self.proc.pid}\n")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def running_for(self) -> float:
+        """Seconds since start, if it still runs; 0 otherwise."""
+        return time.monotonic() - self.started_at if self.alive() else 0.0
 
     def wait_until(self, ready: Callable[[], bool], timeout: float) -> None:
         """Wait for `ready()`; raise ServiceFailed with the log's tail if the program exits."""
@@ -55,14 +65,15 @@ class ManagedProcess:
 
     def stop(self, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> None:
         """Ask the program to stop, wait, and kill it if it does not."""
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.pid_file is not None:
+            self.pid_file.unlink(missing_ok=True)
 
     def log_tail(self, lines: int = 15) -> str:
         return tail(self.logfile, lines)

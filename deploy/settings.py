@@ -16,6 +16,7 @@ class StackSettings(BaseSettings):
     db_port: int = 15432
     db_name: str = "stadspuls"
     mqtt_port: int = 11883
+    ingest_metrics_port: int = 9108
     debian_mirror: str | None = None
 
     @property

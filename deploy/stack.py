@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from deploy import ports
 from deploy.errors import ServiceFailed
 from deploy.mosquitto import MosquittoBroker
 from deploy.postgres import PostgresServer, stop_orphan
-from deploy.process import as_user, read_pid, stop_pid
+from deploy.process import ManagedProcess, as_user, read_pid, stop_pid
 from deploy.settings import StackSettings
 from deploy.system import SERVICE_USER, Postgres
 
@@ -50,6 +51,7 @@ class LocalStack:
             self.state_dir / "mosquitto", settings.mqtt_port, logs / "mosquitto.log",
             self.run_as,
         )
+        self.programs: list[ManagedProcess] = []
 
     async def start(self) -> None:
         """Start database and broker, create the database and bring its schema up to date."""
@@ -80,23 +82,60 @@ class LocalStack:
             raise
         self.write_runtime()
 
+    def start_ingest(self) -> None:
+        """Start `stadspuls ingest` against this stack; return once it is subscribed."""
+        settings = self.settings
+        ports.ensure_free(settings.ingest_metrics_port,
+                          "STADSPULS_INGEST_METRICS_PORT or --ingest-metrics-port")
+        ingest = self._program("ingest", [
+            "ingest", "--database-url", settings.database_url,
+            "--mqtt-port", str(settings.mqtt_port),
+            "--metrics-port", str(settings.ingest_metrics_port),
+        ])
+        ingest.wait_until(lambda: ports.http_ok(settings.ingest_metrics_port, "/healthz"), 60)
+        log.info("ingest consuming; metrics on http://127.0.0.1:%d/metrics",
+                 settings.ingest_metrics_port, extra={"action": "ingest_started"})
+
+    def start_simulator(self, fleet: str, scale: int) -> None:
+        """Start the simulated fleet, publishing in real time to this stack's broker."""
+        simulator = self._program("simulator", [
+            "simulate", "--fleet", fleet, "--scale", str(scale),
+            "--mqtt-port", str(self.settings.mqtt_port),
+        ])
+        # It publishes once a simulated minute; surviving its start-up is the readiness sign.
+        simulator.wait_until(lambda: simulator.running_for() > 1.0, 30)
+        log.info("simulated fleet %s publishing in real time", fleet,
+                 extra={"action": "simulator_started"})
+
+    def _program(self, name: str, command: list[str]) -> ManagedProcess:
+        program = ManagedProcess(
+            name, [sys.executable, "-m", "deploy", *command],
+            self.state_dir / "logs" / f"{name}.log", None, self.state_dir / f"{name}.pid",
+        )
+        program.start()
+        self.programs.append(program)
+        return program
+
     def stop(self) -> None:
-        """Stop the broker, then the database."""
+        """Stop the platform's programs (last started first), the broker, the database."""
+        for program in reversed(self.programs):
+            program.stop()
+        self.programs.clear()
         self.broker.stop()
         self.postgres.stop()
         (self.state_dir / RUNTIME_FILE).unlink(missing_ok=True)
 
     def exited(self) -> list[str]:
         """Names of the services whose process has exited."""
-        return [
-            p.name for p in (self.postgres.process, self.broker.process) if not p.alive()
-        ]
+        services = [self.postgres.process, self.broker.process, *self.programs]
+        return [p.name for p in services if not p.alive()]
 
     def write_runtime(self) -> None:
         runtime = {
             "db_port": self.settings.db_port,
             "db_name": self.settings.db_name,
             "mqtt_port": self.settings.mqtt_port,
+            "ingest_metrics_port": self.settings.ingest_metrics_port,
         }
         (self.state_dir / RUNTIME_FILE).write_text(json.dumps(runtime) + "\n")
 
@@ -154,6 +193,19 @@ async def status(settings: StackSettings) -> list[ComponentStatus]:
         f"pid {mq_pid}, 127.0.0.1:{settings.mqtt_port}" if mq_up
         else (f"pid {mq_pid} but not accepting" if mq_pid else "not running"),
     ))
+    ingest_pid = read_pid(state / "ingest.pid")
+    ingest_up = ingest_pid is not None and ports.http_ok(settings.ingest_metrics_port,
+                                                         "/healthz")
+    found.append(ComponentStatus(
+        "ingest", ingest_up,
+        f"pid {ingest_pid}, metrics http://127.0.0.1:{settings.ingest_metrics_port}/metrics"
+        if ingest_up else (f"pid {ingest_pid} but unhealthy" if ingest_pid else "not running"),
+    ))
+    simulator_pid = read_pid(state / "simulator.pid")
+    found.append(ComponentStatus(
+        "simulator", simulator_pid is not None,
+        f"pid {simulator_pid}" if simulator_pid else "not running",
+    ))
     return found
 
 
@@ -186,6 +238,11 @@ def stop_detached(settings: StackSettings, install: Postgres | None) -> list[str
             raise ServiceFailed(f"the stack supervisor (pid {supervisor}) did not stop")
         stopped.append("supervisor")
     # Whatever a supervisor that died left behind.
+    for program in ("simulator", "ingest"):
+        pid = read_pid(state / f"{program}.pid")
+        if pid is not None and stop_pid(pid):
+            stopped.append(program)
+        (state / f"{program}.pid").unlink(missing_ok=True)
     broker = read_pid(state / "mosquitto" / "mosquitto.pid")
     if broker is not None and stop_pid(broker):
         stopped.append("broker")

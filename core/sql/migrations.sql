@@ -15,7 +15,7 @@ SELECT pg_advisory_unlock(57412024);
 
 -- applied --
 -- Versions already applied, oldest first.
-SELECT version FROM schema_migrations ORDER BY version;
+SELECT version, name FROM schema_migrations ORDER BY version;
 
 -- record --
 INSERT INTO schema_migrations (version, name) VALUES ($1, $2);

@@ -1,10 +1,12 @@
 """The platform as a user runs it: the `stadspuls` command in a subprocess."""
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from core.database import connect
 from deploy.ports import free_port
 
 
@@ -18,14 +20,19 @@ def _running_under(state_dir: Path) -> list[str]:
     return [line for line in ps.stdout.splitlines() if str(state_dir) in line]
 
 
+def ports() -> list[str]:
+    return ["--db-port", str(free_port()), "--mqtt-port", str(free_port()),
+            "--ingest-metrics-port", str(free_port())]
+
+
 def test_up_detached_then_status_devices_and_down(state_dir: Path) -> None:
     where = ["--state-dir", str(state_dir)]
-    ports = ["--db-port", str(free_port()), "--mqtt-port", str(free_port())]
-    stadspuls("up", "--detach", *where, *ports)
+    stadspuls("up", "--detach", *where, *ports())
     try:
         report = stadspuls("status", "--json", *where)
         assert {c["name"]: c["running"] for c in json.loads(report.stdout)} == {
-            "supervisor": True, "database": True, "broker": True,
+            "supervisor": True, "database": True, "broker": True, "ingest": True,
+            "simulator": True,
         }
         listed = json.loads(stadspuls("devices", "list", "--json", *where).stdout)
         assert len(listed) == 15
@@ -41,8 +48,7 @@ def test_up_detached_then_status_devices_and_down(state_dir: Path) -> None:
 def test_a_second_detached_start_reuses_the_state_and_reports_it_running(
     state_dir: Path,
 ) -> None:
-    where = ["--state-dir", str(state_dir), "--db-port", str(free_port()),
-             "--mqtt-port", str(free_port())]
+    where = ["--state-dir", str(state_dir), *ports()]
     stadspuls("up", "--detach", *where)
     stadspuls("down", *where)
     try:
@@ -66,3 +72,35 @@ def test_devices_list_against_a_database_that_is_not_there_is_a_clear_error() ->
     assert result.returncode == 1
     assert "no database answers" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_backfilled_simulated_day_lands_in_the_database_in_full(state_dir: Path) -> None:
+    where = ["--state-dir", str(state_dir)]
+    given = ports()
+    stadspuls("up", "--detach", "--no-simulator", *where, *given)
+    try:
+        mqtt_port = given[given.index("--mqtt-port") + 1]
+        done = stadspuls("simulate", "--from", "2026-10-01", "--to", "2026-10-02",
+                         "--mqtt-port", mqtt_port)
+        assert "223,200 readings" in done.stdout + done.stderr
+        db_port = int(given[given.index("--db-port") + 1])
+        assert asyncio.run(_settled_count(db_port)) == 155 * 1440
+    finally:
+        stadspuls("down", *where)
+
+
+async def _settled_count(db_port: int) -> int:
+    """The observation count once it has stopped growing."""
+    conn = await connect(f"postgresql://stadspuls@127.0.0.1:{db_port}/stadspuls")
+    try:
+        last, same = -1, 0
+        for _ in range(600):
+            now = int(await conn.fetchval("SELECT count(*) FROM observations"))
+            same = same + 1 if now == last else 0
+            if same >= 5:
+                return now
+            last = now
+            await asyncio.sleep(0.2)
+        return last
+    finally:
+        await conn.close()

@@ -4,6 +4,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from core.errors import MigrationError
 from core.migrations import applied_versions, available, migrate
 from devices.fleet import stockholm
 from devices.provision import provision
@@ -22,6 +23,12 @@ async def _datastream(db: Any) -> int:
 async def test_running_migrations_again_applies_nothing(db: Any) -> None:
     assert await migrate(db) == []
     assert await applied_versions(db) == [m.version for m in available()]
+
+
+async def test_a_migration_renamed_after_it_was_applied_is_refused(db: Any) -> None:
+    await db.execute("UPDATE schema_migrations SET name = 'old_name' WHERE version = 1")
+    with pytest.raises(MigrationError, match="old_name"):
+        await migrate(db)
 
 
 async def test_observations_is_a_hypertable_with_one_day_chunks(db: Any) -> None:
