@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Container
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 
@@ -57,11 +58,10 @@ class PackError(ValueError):
         self.code = code
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
+class Resolved(NamedTuple):
     """A record after resolution: full name, absolute time, unit and one value."""
 
-    index: int
+    position: int
     name: str
     time: float
     unit: str | None
@@ -72,18 +72,21 @@ class Resolved:
 class Invalid:
     """A record that cannot be resolved: a stable code, the reason, the record as sent."""
 
-    index: int
+    position: int
     code: str
     reason: str
     record: bytes
 
 
-def decode(payload: bytes, received: float) -> list[Resolved | Invalid]:
+def decode(
+    payload: bytes, received: float, known: Container[str] = frozenset()
+) -> list[Resolved | Invalid]:
     """Resolve every record of a SenML JSON pack.
 
     Args:
         payload: the raw message body.
         received: reception time, seconds since the epoch, for relative times.
+        known: names already known to be valid (they skip the name-rule check).
 
     Returns:
         One entry per record, in order: resolved, or invalid with its reason.
@@ -99,11 +102,22 @@ def decode(payload: bytes, received: float) -> list[Resolved | Invalid]:
         return _decode_loosely(payload, received)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise _pack_error(exc) from None
-    return resolve(records, received)
+    return resolve(records, received, known)
 
 
-def resolve(records: list[Record], received: float) -> list[Resolved | Invalid]:
-    """Resolve decoded records against their base fields (RFC 8428 section 4.6)."""
+def resolve(
+    records: list[Record], received: float, known: Container[str] = frozenset()
+) -> list[Resolved | Invalid]:
+    """Resolve decoded records against their base fields (RFC 8428 section 4.6).
+
+    Args:
+        records: the decoded pack.
+        received: reception time, for relative times.
+        known: names already known to be valid (they skip the name-rule check).
+
+    Returns:
+        One entry per record, in order.
+    """
     out: list[Resolved | Invalid] = []
     bn, bt, bu, bv = "", 0.0, None, 0.0
     for i, r in enumerate(records):
@@ -115,23 +129,30 @@ def resolve(records: list[Record], received: float) -> list[Resolved | Invalid]:
             bu = r.bu
         if r.bv is not None:
             bv = r.bv
-        problem = _check(r)
-        if problem is not None:
-            out.append(Invalid(i, *problem, _encoder.encode(r)))
-            continue
-        name = bn + (r.n or "")
-        if not NAME.match(name):
-            out.append(Invalid(i, "bad_name", f"name {name!r} breaks the SenML name rules",
-                               _encoder.encode(r)))
-            continue
-        time = bt + (r.t or 0.0)
-        if time < RELATIVE_TIME_LIMIT:
-            time += received
-        value = _value(r, bv)
-        if isinstance(value, float) and not math.isfinite(value):
+        v = r.v
+        value: int | float | str | bool
+        # The common case, a plain number, is checked inline; anything else in _check.
+        if (v is None or r.vs is not None or r.vb is not None or r.vd is not None
+                or r.bver is not None or type(v) is int):
+            problem = _check(r)
+            if problem is not None:
+                out.append(Invalid(i, *problem, _encoder.encode(r)))
+                continue
+            value = _value(r, bv)
+        else:
+            value = v + bv if bv else v
+        if type(value) is float and not math.isfinite(value):
             out.append(Invalid(i, "not_finite", "value is not a finite number",
                                _encoder.encode(r)))
             continue
+        name = bn + r.n if r.n is not None else bn
+        if name not in known and not NAME.match(name):
+            out.append(Invalid(i, "bad_name", f"name {name!r} breaks the SenML name rules",
+                               _encoder.encode(r)))
+            continue
+        time = bt + r.t if r.t is not None else bt
+        if time < RELATIVE_TIME_LIMIT:
+            time += received
         out.append(Resolved(i, name, time, r.u if r.u is not None else bu, value))
     return out
 

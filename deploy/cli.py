@@ -21,6 +21,7 @@ from core.database import connect
 from core.errors import CoreError
 from core.migrations import migrate as apply_migrations
 from deploy import stack as stacks
+from deploy.bench import BenchOptions, bench_ingest, report
 from deploy.errors import DeployError
 from deploy.process import read_pid, tail
 from deploy.settings import StackSettings
@@ -328,6 +329,33 @@ def devices_list(database_url: str, as_json: bool) -> None:
             f"{r['datastreams']:>7}  {r['name']}"
         )
     click.echo(f"{len(rows)} devices")
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks that print figures, measured against ceilings in the same run."""
+
+
+@bench.command("ingest")
+@click.option("--readings", default=200_000, show_default=True, help="Readings to publish.")
+@click.option("--records-per-message", default=10, show_default=True,
+              help="SenML records in each message (1 or 10 are the usual cases).")
+@click.option("--devices", default=100, show_default=True, help="Devices publishing.")
+@click.option("--write-method", type=click.Choice(["unnest", "copy"]), default="unnest",
+              show_default=True, help="How ingest moves a batch into the hypertable.")
+@click.option("--batch-rows", default=5_000, show_default=True, help="Ingest batch size.")
+def bench_ingest_command(readings: int, records_per_message: int, devices: int,
+                         write_method: str, batch_rows: int) -> None:
+    """Ingest throughput and latency against the broker and database ceilings.
+
+    Starts a fresh stack on free ports; takes a minute or two on two cores.
+    """
+    postgres = installed_postgres()
+    if postgres is None:
+        raise click.ClickException("PostgreSQL is not installed; run `stadspuls setup`")
+    options = BenchOptions(readings, records_per_message, devices, write_method, batch_rows)
+    runs = asyncio.run(bench_ingest(options, postgres, lambda line: log.info("%s", line)))
+    click.echo(report(runs))
 
 
 cli.add_command(simulate)

@@ -66,6 +66,8 @@ class Consumer:
         self._connected = False
         self._writer: BatchWriter | None = None
         self._db_ok = True
+        self._committing = 0
+        metrics.unacked.set_function(lambda: self.batch.messages + self._committing)
         self.client = self._make_client()
 
     def _make_client(self) -> paho.Client:
@@ -130,7 +132,6 @@ class Consumer:
         # Messages of the previous connection that were not committed are dropped here:
         # the broker sends them again, being unacknowledged.
         self.generation += 1
-        self.metrics.unacked.dec(self.batch.messages)
         self.batch = Batch(self.generation)
         self._connected = True
         client.subscribe([(topic, 1) for topic in self.settings.subscriptions])
@@ -157,8 +158,6 @@ class Consumer:
         if message.qos > 0:
             batch.mids.append(message.mid)
         batch.messages += 1
-        self.metrics.messages.inc()
-        self.metrics.unacked.inc()
         if batch.rows >= self.settings.batch_max_rows or batch.messages >= self.flush_at_messages:
             self._full.set()
 
@@ -205,6 +204,9 @@ class Consumer:
         batch, self.batch = self.batch, Batch(self.generation)
         if batch.empty:
             return
+        # Counted per batch, not per message: the metrics take a lock on every update.
+        self.metrics.messages.inc(batch.messages)
+        self._committing = batch.messages
         await self._commit(batch)
         self._acknowledge(batch)
 
@@ -246,7 +248,7 @@ class Consumer:
                   len(batch.mapped.rejects), batch.messages, extra={"action": "batch_flushed"})
 
     def _acknowledge(self, batch: Batch) -> None:
-        self.metrics.unacked.dec(batch.messages)
+        self._committing = 0
         if batch.generation != self.generation:
             return  # that connection is gone; the broker sends these again
         for mid in batch.mids:

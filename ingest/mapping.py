@@ -37,13 +37,14 @@ class Reject:
 class Mapped:
     """What one message yields: columns of rows to store, and rejects."""
 
-    times: list[datetime] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # seconds since the epoch
     datastreams: list[int] = field(default_factory=list)
     numbers: list[float | None] = field(default_factory=list)
     integers: list[int | None] = field(default_factory=list)
     strings: list[str | None] = field(default_factory=list)
     booleans: list[bool | None] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    only_numbers: bool = True  # every row's result is in `numbers`
 
 
 def sender(topic: str) -> tuple[str, str] | None:
@@ -83,28 +84,45 @@ def map_message(
             received, publisher))
         return
     try:
-        records = senml.decode(payload, received)
+        records = senml.decode(payload, received, registry.streams)
     except senml.PackError as exc:
         out.rejects.append(Reject(topic, payload, exc.code, str(exc), received, publisher))
         return
+    streams = registry.streams
+    own_prefix = f"{DEVICE_PREFIX}{sender_id}:"
+    latest = received + rules.max_future_s
     for entry in records:
-        if isinstance(entry, senml.Invalid):
+        if type(entry) is senml.Invalid:
             out.rejects.append(Reject(topic, entry.record, entry.code, entry.reason, received,
-                                      publisher, entry.index))
+                                      publisher, entry.position))
             continue
+        assert type(entry) is senml.Resolved
         name = entry.name
         if device_topic and not name.startswith(DEVICE_PREFIX):
-            name = f"{DEVICE_PREFIX}{sender_id}:{name}"
-        target = registry.streams.get(name)
+            name = own_prefix + name
+        target = streams.get(name)
+        # The common case inline: a known datastream, its unit, a number, a sane time.
+        if (target is not None and (entry.unit is None or entry.unit == target.unit)
+                and entry.time <= latest and target.kind == "number"
+                and type(entry.value) in (float, int)
+                and (name.startswith(own_prefix) if device_topic
+                     else registry.gateway_of[target.device_id] == sender_id)):
+            out.times.append(entry.time)
+            out.datastreams.append(target.datastream_id)
+            out.numbers.append(float(entry.value))
+            out.integers.append(None)
+            out.strings.append(None)
+            out.booleans.append(None)
+            continue
         problem = _refusal(entry, name, target, kind, sender_id, registry)
-        if problem is None and entry.time > received + rules.max_future_s:
+        if problem is None and entry.time > latest:
             problem = ("future_time",
                        f"time {_iso(entry.time)} is {entry.time - received:.0f} s in the "
                        f"future; at most {rules.max_future_s:.0f} s of clock skew is allowed")
         if problem is not None or target is None:
             code, reason = problem or ("unknown_record", "no datastream")
             out.rejects.append(Reject(topic, senml.encode_resolved(entry), code, reason,
-                                      received, _device_of(name), entry.index))
+                                      received, _device_of(name), entry.position))
             continue
         _append(out, entry, target)
 
@@ -150,7 +168,7 @@ def _type_refusal(value: object, kind: str) -> str | None:
 
 def _append(out: Mapped, entry: senml.Resolved, target: Target) -> None:
     value = entry.value
-    out.times.append(datetime.fromtimestamp(entry.time, UTC))
+    out.times.append(entry.time)
     out.datastreams.append(target.datastream_id)
     number = integer = string = boolean = None
     if type(value) is bool:
@@ -161,6 +179,8 @@ def _append(out: Mapped, entry: senml.Resolved, target: Target) -> None:
         integer = int(value)
     else:
         number = float(value)
+    if number is None:
+        out.only_numbers = False
     out.numbers.append(number)
     out.integers.append(integer)
     out.strings.append(string)

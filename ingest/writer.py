@@ -63,7 +63,11 @@ class BatchWriter:
         return stored
 
     async def _observations(self, m: Mapped) -> int:
-        if self.method == "unnest":
+        if self.method == "unnest" and m.only_numbers:
+            status = await self.conn.execute(
+                query("ingest", "insert_numbers"), m.times, m.datastreams, m.numbers,
+            )
+        elif self.method == "unnest":
             status = await self.conn.execute(
                 query("ingest", "insert_observations"), m.times, m.datastreams, m.numbers,
                 m.integers, m.strings, m.booleans,
@@ -93,6 +97,6 @@ class BatchWriter:
 def _refused_row(row: tuple[Any, ...], exc: Exception) -> Reject:
     time, datastream, *results = row
     value = next((v for v in results if v is not None), None)
-    payload = json.dumps({"datastream": datastream, "t": time.timestamp(), "value": value})
+    payload = json.dumps({"datastream": datastream, "t": time, "value": value})
     return Reject("", payload.encode(), "database", f"database refused the reading: {exc}",
-                  time.timestamp())
+                  time)

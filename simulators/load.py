@@ -121,7 +121,9 @@ def publish(host: str, port: int, plan: LoadPlan, *, rate: float | None = None,
 def _restamp(payload: bytes) -> bytes:
     """Base time = now; records a microsecond apart, so readings stay distinct."""
     pack = msgspec.json.decode(payload)
-    pack[0]["bt"] = time.time()
+    # Whole microseconds: otherwise bt + k µs can fall on a half microsecond and two
+    # records round to the same stored time.
+    pack[0]["bt"] = round(time.time(), 6)
     for k, record in enumerate(pack[1:], start=1):
         record["t"] = k * 1e-6
     return _encode(pack)

@@ -15,12 +15,21 @@ WHERE t.device_id IS NOT NULL;
 
 -- insert_observations --
 -- Insert a batch from column arrays; a reading stored before (a redelivery) is skipped.
+-- Times come as seconds since the epoch and become timestamps here, in C.
 INSERT INTO observations (
     phenomenon_time, datastream_id, result_number, result_integer, result_string,
     result_boolean
 )
-SELECT * FROM unnest($1::timestamptz[], $2::bigint[], $3::float8[], $4::bigint[], $5::text[],
-                     $6::boolean[])
+SELECT to_timestamp(t), d, n, i, s, b
+FROM unnest($1::float8[], $2::bigint[], $3::float8[], $4::bigint[], $5::text[], $6::boolean[])
+     AS r(t, d, n, i, s, b)
+ON CONFLICT DO NOTHING;
+
+-- insert_numbers --
+-- The same for a batch whose results are all numbers (the usual case): half the arrays.
+INSERT INTO observations (phenomenon_time, datastream_id, result_number)
+SELECT to_timestamp(t), d, n
+FROM unnest($1::float8[], $2::bigint[], $3::float8[]) AS r(t, d, n)
 ON CONFLICT DO NOTHING;
 
 -- insert_observation --
@@ -28,13 +37,13 @@ ON CONFLICT DO NOTHING;
 INSERT INTO observations (
     phenomenon_time, datastream_id, result_number, result_integer, result_string,
     result_boolean
-) VALUES ($1, $2, $3, $4, $5, $6)
+) VALUES (to_timestamp($1), $2, $3, $4, $5, $6)
 ON CONFLICT DO NOTHING;
 
 -- create_staging --
 -- A session-local table that COPY fills before the rows move to observations.
 CREATE TEMP TABLE IF NOT EXISTS observations_staging (
-    phenomenon_time timestamptz, datastream_id bigint, result_number float8,
+    phenomenon_time float8, datastream_id bigint, result_number float8,
     result_integer bigint, result_string text, result_boolean boolean
 ) ON COMMIT DELETE ROWS;
 
@@ -44,7 +53,9 @@ INSERT INTO observations (
     phenomenon_time, datastream_id, result_number, result_integer, result_string,
     result_boolean
 )
-SELECT * FROM observations_staging
+SELECT to_timestamp(phenomenon_time), datastream_id, result_number, result_integer,
+       result_string, result_boolean
+FROM observations_staging
 ON CONFLICT DO NOTHING;
 
 -- insert_rejects --

@@ -28,6 +28,12 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20) -
         await asyncio.sleep(0.05)
 
 
+def metric(consumer: Consumer, name: str) -> float:
+    """The current value of one of the consumer's metrics (stadspuls_ingest_<name>)."""
+    value = consumer.metrics.registry.get_sample_value(f"stadspuls_ingest_{name}")
+    return value if value is not None else 0.0
+
+
 @pytest.fixture
 async def fleet_db(db: Any) -> Any:
     """This test's database with the Stockholm fleet provisioned."""

@@ -12,7 +12,7 @@ import pytest
 from devices.fleet import fleet
 from devices.provision import provision
 from ingest.consumer import Consumer
-from tests.integration.conftest import Publisher, eventually
+from tests.integration.conftest import Publisher, eventually, metric
 
 HORNSGATAN = "aq-hornsgatan-108"
 T0 = 1_790_000_000.0  # 2026-09-21
@@ -66,12 +66,12 @@ async def test_the_same_message_published_twice_lands_once(
     await wait_rows(fleet_db, 2)
     await eventually(lambda: _counted(ingest, 3))
     assert await observations(fleet_db) == [(T0, 23.4), (T0 + 60, 24.0)]
-    assert ingest.metrics.duplicates._value.get() == 1
+    assert metric(ingest, "records_duplicate_total") == 1
 
 
 async def _counted(consumer: Consumer, messages: int) -> bool:
-    return bool(consumer.metrics.messages._value.get() >= messages
-                and consumer.metrics.unacked._value.get() == 0)
+    return bool(metric(consumer, "messages_received_total") >= messages
+                and metric(consumer, "unacknowledged_messages") == 0)
 
 
 async def test_a_gateway_pack_lands_for_each_device_behind_it(

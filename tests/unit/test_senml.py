@@ -76,7 +76,7 @@ def test_a_payload_that_is_no_pack_is_refused_whole(payload: bytes, code: str | 
 def test_a_bad_record_is_refused_and_its_neighbours_kept(record: bytes, code: str) -> None:
     out = decode(b'[{"bn":"urn:dev:a:","n":"ok1","v":1},' + record + b',{"n":"ok2","v":2}]', NOW)
     assert isinstance(out[1], Invalid) and out[1].code == code, out[1]
-    assert out[1].index == 1
+    assert out[1].position == 1
     assert [r.name for r in out if isinstance(r, Resolved)] == ["urn:dev:a:ok1", "urn:dev:a:ok2"]
 
 
