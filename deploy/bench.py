@@ -37,6 +37,8 @@ from deploy.stack import LocalStack
 from deploy.system import Postgres
 from devices.fleet import fleet
 from devices.provision import provision
+from ingest.mapping import Mapped
+from ingest.writer import BatchWriter
 from simulators.load import LoadPlan, LoadResult, publish
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -47,8 +49,9 @@ class BenchOptions:
     readings: int = 200_000
     records_per_message: int = 10
     devices: int = 100
-    write_method: str = "unnest"
+    write_method: str = "copy"
     batch_rows: int = 5_000
+    repeat: int = 3
     soak_s: float = 0.0
 
 
@@ -74,8 +77,17 @@ class Run:
         return self.messages / self.seconds
 
 
-async def bench_ingest(options: BenchOptions, install: Postgres, say: Any) -> list[Run]:
-    """Run the three measurements (and the latency run at half speed); return them.
+@dataclass
+class IngestBench:
+    """What `bench ingest` measured."""
+
+    runs: list[Run]
+    ratios: list[float]
+    rss_samples_mb: list[tuple[float, float]]
+
+
+async def bench_ingest(options: BenchOptions, install: Postgres, say: Any) -> IngestBench:
+    """Measure the ceilings and the pipeline, `repeat` times each, on a fresh stack.
 
     Args:
         options: load and pipeline settings.
@@ -83,11 +95,11 @@ async def bench_ingest(options: BenchOptions, install: Postgres, say: Any) -> li
         say: prints one progress line.
 
     Returns:
-        The broker ceiling, the database ceiling, the pipeline at full speed, and the
-        pipeline at half its sustained rate (for latency).
+        The median broker ceiling, the database ceiling, the median pipeline run, the
+        pipeline at half its sustained rate (for latency); the pipeline-to-ceiling ratio
+        of each paired run; and ingest's memory over the soak, if one was asked for.
     """
-    state = Path(tempfile.mkdtemp(prefix="stadspuls-bench-"))
-    state.chmod(0o755)
+    state = _state_dir()
     settings = StackSettings(state_dir=state, db_port=free_port(), mqtt_port=free_port(),
                              ingest_metrics_port=free_port())
     stack = LocalStack(settings, install)
@@ -99,24 +111,42 @@ async def bench_ingest(options: BenchOptions, install: Postgres, say: Any) -> li
         plan = LoadPlan(devices, options.readings, options.records_per_message,
                         topic_prefix="bench/")
         say(f"load: {plan.readings:,} readings in {plan.messages:,} messages of "
-            f"{plan.records_per_message}, from {len(devices)} devices")
-        runs = [await _broker_only(settings, plan, say), await _database_only(conn, plan, say)]
-        await conn.execute("TRUNCATE observations")
-        full = await _pipeline(settings, conn, plan, options, None, "Stadspuls ingest", say)
-        runs.append(full)
+            f"{plan.records_per_message}, from {len(devices)} devices; "
+            f"{options.repeat} paired runs")
+        database = await _database_only(conn, plan, say)
+        brokers, pipelines = [], []
+        for n in range(1, options.repeat + 1):
+            await conn.execute("TRUNCATE observations")
+            brokers.append(await _broker_only(settings, plan, f"{n}/{options.repeat}", say))
+            pipelines.append(await _pipeline(settings, conn, plan, options, None,
+                                             f"{n}/{options.repeat}", say))
+        broker, full = _median(brokers), _median(pipelines)
         await conn.execute("TRUNCATE observations")
         half = full.messages_per_s / 2
-        runs.append(await _pipeline(settings, conn, plan, options, half,
-                                    f"Stadspuls at half rate ({half:,.0f} msg/s)", say))
+        latency = await _pipeline(settings, conn, plan, options, half, "latency", say)
+        samples = await _soak(settings, conn, devices, options, half, say)
         await conn.close()
-        return runs
+        return IngestBench(
+            [broker, database, full, latency],
+            [p.readings_per_s / b.readings_per_s for b, p in zip(brokers, pipelines,
+                                                                  strict=True)],
+            samples,
+        )
     finally:
         stack.stop()
         shutil.rmtree(state, ignore_errors=True)
 
 
-async def _broker_only(settings: StackSettings, plan: LoadPlan, say: Any) -> Run:
-    say("1/4 broker only: a subscriber that only counts")
+def _median(runs: list[Run]) -> Run:
+    """The run with the median throughput, named for the set it stands for."""
+    ordered = sorted(runs, key=lambda r: r.readings_per_s)
+    chosen = ordered[(len(ordered) - 1) // 2]
+    chosen.name = f"{chosen.name} (median of {len(runs)})"
+    return chosen
+
+
+async def _broker_only(settings: StackSettings, plan: LoadPlan, step: str, say: Any) -> Run:
+    say(f"broker only {step}: a subscriber that only counts")
     ready, result = SPAWN.Event(), SPAWN.Queue()
     counter = SPAWN.Process(target=_count_messages,
                             args=(settings.mqtt_port, "bench/#", plan.messages, ready, result))
@@ -130,7 +160,7 @@ async def _broker_only(settings: StackSettings, plan: LoadPlan, say: Any) -> Run
 
 
 async def _database_only(conn: Any, plan: LoadPlan, say: Any) -> Run:
-    say("2/4 database only: COPY of the same rows into the hypertable")
+    say("database only: COPY of the same rows into the hypertable")
     ids = {r["name"]: r["id"] for r in await conn.fetch(query("ingest", "registry_streams"))}
     rows = []
     per_device: dict[str, int] = {}
@@ -150,17 +180,11 @@ async def _database_only(conn: Any, plan: LoadPlan, say: Any) -> Run:
 
 
 async def _pipeline(settings: StackSettings, conn: Any, plan: LoadPlan, options: BenchOptions,
-                    rate: float | None, name: str, say: Any) -> Run:
-    say(f"{3 if rate is None else 4}/4 {name}")
-    client_id = "bench-ingest"  # one session for both pipeline runs: none lingers unread
-    log = settings.state_dir / "logs" / "bench-ingest.log"
-    with log.open("ab") as out:
-        ingest = subprocess.Popen([
-            sys.executable, "-m", "deploy", "ingest", "--database-url", settings.database_url,
-            "--mqtt-port", str(settings.mqtt_port), "--client-id", client_id,
-            "--topic-prefix", "bench/", "--metrics-port", str(settings.ingest_metrics_port),
-            "--write-method", options.write_method, "--batch-rows", str(options.batch_rows),
-        ], stdout=out, stderr=subprocess.STDOUT)
+                    rate: float | None, step: str, say: Any) -> Run:
+    name = ("Stadspuls ingest" if rate is None
+            else f"Stadspuls at half that rate ({rate:,.0f} msg/s)")
+    say(f"{name} {step}")
+    ingest = _start_ingest(settings, options)
     try:
         await _wait(lambda: http_ok(settings.ingest_metrics_port, "/healthz"), 60)
         published = await asyncio.to_thread(_publish_in_process, settings.mqtt_port, plan, rate)
@@ -170,10 +194,11 @@ async def _pipeline(settings: StackSettings, conn: Any, plan: LoadPlan, options:
             " - extract(epoch FROM phenomenon_time)) * 1000 AS ms FROM observations"
         ) if rate is not None else []
         stored = int(await conn.fetchval("SELECT count(*) FROM observations"))
-        peak = _peak_rss_mb(ingest.pid)
+        peak = _rss_mb(ingest.pid, "VmHWM:")
     finally:
         ingest.terminate()
         ingest.wait(30)
+    await conn.execute("TRUNCATE observations")
     run = Run(name, committed - published.first_publish, plan.readings, plan.messages,
               peak_rss_mb=peak, stored=stored)
     if latencies:
@@ -181,6 +206,51 @@ async def _pipeline(settings: StackSettings, conn: Any, plan: LoadPlan, options:
         run.p50_ms = statistics.median(ms)
         run.p99_ms = ms[int(len(ms) * 0.99) - 1]
     return run
+
+
+async def _soak(settings: StackSettings, conn: Any, devices: list[str], options: BenchOptions,
+                rate: float, say: Any) -> list[tuple[float, float]]:
+    """Ingest's resident memory every ten seconds while it takes `rate` messages a second
+    for `soak_s` seconds; empty when no soak was asked for."""
+    if options.soak_s <= 0:
+        return []
+    plan = LoadPlan(devices, int(rate * options.soak_s) * options.records_per_message,
+                    options.records_per_message, start=1.6e9, topic_prefix="bench/")
+    say(f"soak: {plan.messages:,} messages at {rate:,.0f} msg/s for {options.soak_s:.0f} s")
+    ingest = _start_ingest(settings, options)
+    samples: list[tuple[float, float]] = []
+    try:
+        await _wait(lambda: http_ok(settings.ingest_metrics_port, "/healthz"), 60)
+        started = time.monotonic()
+        publishing = asyncio.create_task(
+            asyncio.to_thread(_publish_in_process, settings.mqtt_port, plan, rate))
+        while not publishing.done():
+            samples.append((time.monotonic() - started, _rss_mb(ingest.pid, "VmRSS:") or 0.0))
+            await asyncio.wait([publishing], timeout=10)
+        await _wait_for_rows(conn, plan.readings)
+    finally:
+        ingest.terminate()
+        ingest.wait(30)
+    return samples
+
+
+def _state_dir() -> Path:
+    """A temporary state directory the services' unprivileged user can reach."""
+    state = Path(tempfile.mkdtemp(prefix="stadspuls-bench-"))
+    state.chmod(0o755)
+    return state
+
+
+def _start_ingest(settings: StackSettings, options: BenchOptions) -> subprocess.Popen[bytes]:
+    client_id = "bench-ingest"  # one session for both pipeline runs: none lingers unread
+    log = settings.state_dir / "logs" / "bench-ingest.log"
+    with log.open("ab") as out:
+        return subprocess.Popen([
+            sys.executable, "-m", "deploy", "ingest", "--database-url", settings.database_url,
+            "--mqtt-port", str(settings.mqtt_port), "--client-id", client_id,
+            "--topic-prefix", "bench/", "--metrics-port", str(settings.ingest_metrics_port),
+            "--write-method", options.write_method, "--batch-rows", str(options.batch_rows),
+        ], stdout=out, stderr=subprocess.STDOUT)
 
 
 def _publish_in_process(port: int, plan: LoadPlan, rate: float | None) -> LoadResult:
@@ -237,18 +307,21 @@ async def _wait_for_rows(conn: Any, expected: int) -> float:
     raise TimeoutError(f"fewer than {expected} rows after 600 s")
 
 
-def _peak_rss_mb(pid: int) -> float | None:
+def _rss_mb(pid: int, field: str) -> float | None:
+    """A memory field of /proc/{pid}/status (VmRSS: now, VmHWM: peak), in MB."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except FileNotFoundError:
         return None
     return None
 
 
-def report(runs: list[Run]) -> str:
-    """The runs as a table, with each pipeline run as a share of the broker ceiling."""
+def report(bench: IngestBench) -> str:
+    """The runs as a table, each as a share of the broker ceiling; then the paired ratios
+    and the memory over the soak."""
+    runs = bench.runs
     ceiling = runs[0].readings_per_s
     lines = [f"{'run':<44} {'readings/s':>11} {'msg/s':>9} {'of ceiling':>10} "
              f"{'p50 ms':>7} {'p99 ms':>7} {'RSS MB':>7} {'stored':>9}"]
@@ -258,8 +331,68 @@ def report(runs: list[Run]) -> str:
             f"{r.readings_per_s / ceiling:>10.0%} {_opt(r.p50_ms)} {_opt(r.p99_ms)} "
             f"{_opt(r.peak_rss_mb)} {r.stored if r.stored is not None else '-':>9}"
         )
+    ratios = ", ".join(f"{x:.0%}" for x in bench.ratios)
+    lines.append(f"\npipeline / broker ceiling, paired runs: {ratios}; "
+                 f"median {statistics.median(bench.ratios):.0%}")
+    if bench.rss_samples_mb:
+        lines.append("ingest RSS during the soak: " + ", ".join(
+            f"{t:.0f} s {mb:.0f} MB" for t, mb in bench.rss_samples_mb))
     return "\n".join(lines)
 
 
 def _opt(value: float | None) -> str:
     return f"{value:>7.0f}" if value is not None else f"{'-':>7}"
+
+
+async def bench_write(
+    install: Postgres, batches: int, rows: int, say: Any
+) -> dict[str, tuple[float, float]]:
+    """Median seconds per batch for each write method, alternating, on a fresh stack.
+
+    Args:
+        install: the PostgreSQL installation to start the stack with.
+        batches: batches per method.
+        rows: readings per batch.
+        say: prints one progress line.
+
+    Returns:
+        By method name: median seconds per batch, and median CPU seconds the writing
+        process itself spent per batch (encoding; the rest is the server's).
+    """
+    state = _state_dir()
+    settings = StackSettings(state_dir=state, db_port=free_port(), mqtt_port=free_port())
+    stack = LocalStack(settings, install)
+    await stack.start()
+    try:
+        conn = await connect(settings.database_url)
+        await provision(conn, fleet("stockholm", scale=100))
+        ids = [r["id"] for r in await conn.fetch(query("ingest", "registry_streams"))]
+        writers = {m: BatchWriter(conn, m) for m in ("unnest", "copy")}
+        timings: dict[str, list[float]] = {m: [] for m in writers}
+        client_cpu: dict[str, list[float]] = {m: [] for m in writers}
+        say(f"{batches} batches of {rows:,} readings per method, alternating")
+        for n in range(batches * 2):
+            method = ("unnest", "copy")[n % 2]
+            mapped = _batch(ids, rows, start=1.7e9 + n * rows)
+            started, cpu = time.perf_counter(), time.process_time()
+            await writers[method].write(mapped)
+            timings[method].append(time.perf_counter() - started)
+            client_cpu[method].append(time.process_time() - cpu)
+        await conn.close()
+        return {m: (statistics.median(timings[m]), statistics.median(client_cpu[m]))
+                for m in writers}
+    finally:
+        stack.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _batch(ids: list[int], rows: int, start: float) -> Mapped:
+    mapped = Mapped()
+    for k in range(rows):
+        mapped.times.append(start + k // len(ids))
+        mapped.datastreams.append(ids[k % len(ids)])
+        mapped.numbers.append(20.0 + k % 97 * 0.25)
+        mapped.integers.append(None)
+        mapped.strings.append(None)
+        mapped.booleans.append(None)
+    return mapped

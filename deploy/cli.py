@@ -21,7 +21,7 @@ from core.database import connect
 from core.errors import CoreError
 from core.migrations import migrate as apply_migrations
 from deploy import stack as stacks
-from deploy.bench import BenchOptions, bench_ingest, report
+from deploy.bench import BenchOptions, bench_ingest, bench_write, report
 from deploy.errors import DeployError
 from deploy.process import read_pid, tail
 from deploy.settings import StackSettings
@@ -268,7 +268,7 @@ def migrate(database_url: str) -> None:
 @click.option("--receive-maximum", type=int, help="Unacknowledged messages the broker may "
               "send [STADSPULS_RECEIVE_MAXIMUM; 10000]")
 @click.option("--write-method", type=click.Choice(["unnest", "copy"]),
-              help="How batches reach the hypertable [STADSPULS_WRITE_METHOD; unnest]")
+              help="How batches reach the hypertable [STADSPULS_WRITE_METHOD; copy]")
 @click.option("--metrics-port", type=int, help="Port of /metrics and /healthz on 127.0.0.1 "
               "[STADSPULS_INGEST_METRICS_PORT; 9108]")
 def ingest(**options: Any) -> None:
@@ -341,11 +341,15 @@ def bench() -> None:
 @click.option("--records-per-message", default=10, show_default=True,
               help="SenML records in each message (1 or 10 are the usual cases).")
 @click.option("--devices", default=100, show_default=True, help="Devices publishing.")
-@click.option("--write-method", type=click.Choice(["unnest", "copy"]), default="unnest",
+@click.option("--write-method", type=click.Choice(["unnest", "copy"]), default="copy",
               show_default=True, help="How ingest moves a batch into the hypertable.")
 @click.option("--batch-rows", default=5_000, show_default=True, help="Ingest batch size.")
+@click.option("--repeat", default=3, show_default=True,
+              help="Paired runs (ceiling, then pipeline); medians are reported.")
+@click.option("--soak", default=0.0, show_default=True,
+              help="Seconds of load at half the sustained rate, sampling ingest's memory.")
 def bench_ingest_command(readings: int, records_per_message: int, devices: int,
-                         write_method: str, batch_rows: int) -> None:
+                         write_method: str, batch_rows: int, repeat: int, soak: float) -> None:
     """Ingest throughput and latency against the broker and database ceilings.
 
     Starts a fresh stack on free ports; takes a minute or two on two cores.
@@ -353,9 +357,25 @@ def bench_ingest_command(readings: int, records_per_message: int, devices: int,
     postgres = installed_postgres()
     if postgres is None:
         raise click.ClickException("PostgreSQL is not installed; run `stadspuls setup`")
-    options = BenchOptions(readings, records_per_message, devices, write_method, batch_rows)
-    runs = asyncio.run(bench_ingest(options, postgres, lambda line: log.info("%s", line)))
-    click.echo(report(runs))
+    options = BenchOptions(readings, records_per_message, devices, write_method, batch_rows,
+                           repeat, soak)
+    measured = asyncio.run(bench_ingest(options, postgres, lambda line: log.info("%s", line)))
+    click.echo(report(measured))
+
+
+@bench.command("write")
+@click.option("--batches", default=30, show_default=True, help="Batches per method.")
+@click.option("--rows", default=5_000, show_default=True, help="Readings per batch.")
+def bench_write_command(batches: int, rows: int) -> None:
+    """How fast each write method moves a batch into the hypertable (median per batch)."""
+    postgres = installed_postgres()
+    if postgres is None:
+        raise click.ClickException("PostgreSQL is not installed; run `stadspuls setup`")
+    medians = asyncio.run(bench_write(postgres, batches, rows, lambda line: log.info("%s", line)))
+    for method, (seconds, cpu) in sorted(medians.items(), key=lambda item: item[1]):
+        click.echo(f"{method:<7} {seconds * 1000:7.1f} ms per batch  "
+                   f"{rows / seconds:>10,.0f} readings/s  "
+                   f"{cpu * 1000:6.1f} ms of it in the writing process")
 
 
 cli.add_command(simulate)

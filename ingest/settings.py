@@ -23,7 +23,7 @@ class IngestSettings(BaseSettings):
     session_expiry_s: int = 7 * 24 * 3600
     max_payload_bytes: int = 64 * 1024
     max_future_s: float = 300.0
-    write_method: str = "unnest"
+    write_method: str = "copy"
     ingest_metrics_port: int = 9108
     drain_timeout_s: float = 10.0
 

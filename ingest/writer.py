@@ -26,7 +26,7 @@ STAGING_COLUMNS = [
 class BatchWriter:
     """Writes batches over one asyncpg connection."""
 
-    def __init__(self, conn: Any, method: str = "unnest") -> None:
+    def __init__(self, conn: Any, method: str = "copy") -> None:
         if method not in ("unnest", "copy"):
             raise ValueError(f"unknown write method {method!r}")
         self.conn = conn
