@@ -44,6 +44,7 @@ class Record(msgspec.Struct, omit_defaults=True):
     t: float | None = None
 
 
+_new_tuple = tuple.__new__
 _decoder = msgspec.json.Decoder(list[Record])
 # Out-of-range numbers become infinities here, so that only their own record is refused.
 _loose = msgspec.json.Decoder(float_hook=float)
@@ -153,7 +154,9 @@ def resolve(
         time = bt + r.t if r.t is not None else bt
         if time < RELATIVE_TIME_LIMIT:
             time += received
-        out.append(Resolved(i, name, time, r.u if r.u is not None else bu, value))
+        # tuple.__new__ directly: the named tuple's own constructor is a Python-level call,
+        # a few percent of ingest's time at full load.
+        out.append(_new_tuple(Resolved, (i, name, time, r.u if r.u is not None else bu, value)))
     return out
 
 

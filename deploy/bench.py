@@ -21,7 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -108,8 +108,7 @@ async def bench_ingest(options: BenchOptions, install: Postgres, say: Any) -> In
         conn = await connect(settings.database_url)
         await provision(conn, fleet("stockholm", scale=options.devices))
         devices = [f"syn-{n:05d}" for n in range(1, options.devices + 1)]
-        plan = LoadPlan(devices, options.readings, options.records_per_message,
-                        topic_prefix="bench/")
+        plan = LoadPlan(devices, options.readings, options.records_per_message)
         say(f"load: {plan.readings:,} readings in {plan.messages:,} messages of "
             f"{plan.records_per_message}, from {len(devices)} devices; "
             f"{options.repeat} paired runs")
@@ -149,9 +148,10 @@ async def _broker_only(settings: StackSettings, plan: LoadPlan, step: str, say: 
     say(f"broker only {step}: a subscriber that only counts")
     ready, result = SPAWN.Event(), SPAWN.Queue()
     counter = SPAWN.Process(target=_count_messages,
-                            args=(settings.mqtt_port, "bench/#", plan.messages, ready, result))
+                            args=(settings.mqtt_port, "ceiling/#", plan.messages, ready, result))
     counter.start()
     ready.wait(30)
+    plan = replace(plan, topic_prefix="ceiling/")
     published = await asyncio.to_thread(_publish_in_process, settings.mqtt_port, plan, None)
     last_received = await asyncio.to_thread(result.get, True, 600)
     counter.join(10)
@@ -184,7 +184,9 @@ async def _pipeline(settings: StackSettings, conn: Any, plan: LoadPlan, options:
     name = ("Stadspuls ingest" if rate is None
             else f"Stadspuls at half that rate ({rate:,.0f} msg/s)")
     say(f"{name} {step}")
-    ingest = _start_ingest(settings, options)
+    tag = _fresh_tag()
+    plan = replace(plan, topic_prefix=f"{tag}/")
+    ingest = _start_ingest(settings, options, tag)
     try:
         await _wait(lambda: http_ok(settings.ingest_metrics_port, "/healthz"), 60)
         published = await asyncio.to_thread(_publish_in_process, settings.mqtt_port, plan, rate)
@@ -215,9 +217,9 @@ async def _soak(settings: StackSettings, conn: Any, devices: list[str], options:
     if options.soak_s <= 0:
         return []
     plan = LoadPlan(devices, int(rate * options.soak_s) * options.records_per_message,
-                    options.records_per_message, start=1.6e9, topic_prefix="bench/")
+                    options.records_per_message, start=1.6e9, topic_prefix=f"{_fresh_tag()}/")
     say(f"soak: {plan.messages:,} messages at {rate:,.0f} msg/s for {options.soak_s:.0f} s")
-    ingest = _start_ingest(settings, options)
+    ingest = _start_ingest(settings, options, plan.topic_prefix.rstrip("/"))
     samples: list[tuple[float, float]] = []
     try:
         await _wait(lambda: http_ok(settings.ingest_metrics_port, "/healthz"), 60)
@@ -241,14 +243,20 @@ def _state_dir() -> Path:
     return state
 
 
-def _start_ingest(settings: StackSettings, options: BenchOptions) -> subprocess.Popen[bytes]:
-    client_id = "bench-ingest"  # one session for both pipeline runs: none lingers unread
+def _fresh_tag() -> str:
+    """A topic prefix and client id of one run alone: the persistent session of a finished
+    run stays at the broker, and must not be sent the load of the next."""
+    return f"bench-{time.monotonic_ns()}"
+
+
+def _start_ingest(settings: StackSettings, options: BenchOptions,
+                  tag: str) -> subprocess.Popen[bytes]:
     log = settings.state_dir / "logs" / "bench-ingest.log"
     with log.open("ab") as out:
         return subprocess.Popen([
             sys.executable, "-m", "deploy", "ingest", "--database-url", settings.database_url,
-            "--mqtt-port", str(settings.mqtt_port), "--client-id", client_id,
-            "--topic-prefix", "bench/", "--metrics-port", str(settings.ingest_metrics_port),
+            "--mqtt-port", str(settings.mqtt_port), "--client-id", tag,
+            "--topic-prefix", f"{tag}/", "--metrics-port", str(settings.ingest_metrics_port),
             "--write-method", options.write_method, "--batch-rows", str(options.batch_rows),
         ], stdout=out, stderr=subprocess.STDOUT)
 
@@ -323,11 +331,11 @@ def report(bench: IngestBench) -> str:
     and the memory over the soak."""
     runs = bench.runs
     ceiling = runs[0].readings_per_s
-    lines = [f"{'run':<44} {'readings/s':>11} {'msg/s':>9} {'of ceiling':>10} "
+    lines = [f"{'run':<50} {'readings/s':>11} {'msg/s':>9} {'of ceiling':>10} "
              f"{'p50 ms':>7} {'p99 ms':>7} {'RSS MB':>7} {'stored':>9}"]
     for r in runs:
         lines.append(
-            f"{r.name:<44} {r.readings_per_s:>11,.0f} {r.messages_per_s:>9,.0f} "
+            f"{r.name:<50} {r.readings_per_s:>11,.0f} {r.messages_per_s:>9,.0f} "
             f"{r.readings_per_s / ceiling:>10.0%} {_opt(r.p50_ms)} {_opt(r.p99_ms)} "
             f"{_opt(r.peak_rss_mb)} {r.stored if r.stored is not None else '-':>9}"
         )

@@ -31,7 +31,7 @@ from core.errors import CoreError
 from ingest.batch import Batch
 from ingest.mapping import Rules, map_message
 from ingest.metrics import IngestMetrics
-from ingest.mqtt import LoopDriver
+from ingest.mqtt import BufferedClient, LoopDriver
 from ingest.registry import RegistryWatch
 from ingest.settings import IngestSettings
 from ingest.writer import BatchWriter
@@ -70,8 +70,8 @@ class Consumer:
         metrics.unacked.set_function(lambda: self.batch.messages + self._committing)
         self.client = self._make_client()
 
-    def _make_client(self) -> paho.Client:
-        client = paho.Client(
+    def _make_client(self) -> BufferedClient:
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2, client_id=self.settings.mqtt_client_id,
             protocol=paho.MQTTv5, manual_ack=True,
         )
