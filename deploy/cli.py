@@ -32,6 +32,7 @@ from devices.provision import list_devices, provision
 from ingest.service import run as run_ingest
 from ingest.settings import IngestSettings
 from simulators.cli import simulate
+from simulators.load import LoadPlan, publish
 
 log = logging.getLogger("stadspuls")
 
@@ -376,6 +377,26 @@ def bench_write_command(batches: int, rows: int) -> None:
         click.echo(f"{method:<7} {seconds * 1000:7.1f} ms per batch  "
                    f"{rows / seconds:>10,.0f} readings/s  "
                    f"{cpu * 1000:6.1f} ms of it in the writing process")
+
+
+@cli.command("load")
+@click.option("--readings", default=100_000, show_default=True, help="Exactly this many.")
+@click.option("--rate", type=float, help="Messages per second to aim at [as fast as possible]")
+@click.option("--records-per-message", default=10, show_default=True)
+@click.option("--devices", default=100, show_default=True,
+              help="Synthetic devices syn-00001… to publish as (provision them with "
+              "`stadspuls devices provision --scale N`).")
+@click.option("--mqtt-port", type=int, envvar="STADSPULS_MQTT_PORT", default=11883,
+              show_default=True)
+def load_command(readings: int, rate: float | None, records_per_message: int, devices: int,
+                 mqtt_port: int) -> None:
+    """Publish an exact number of readings at QoS 1 and report what was published."""
+    plan = LoadPlan([f"syn-{n:05d}" for n in range(1, devices + 1)], readings,
+                    records_per_message, start=time.time() - readings)
+    result = publish("127.0.0.1", mqtt_port, plan, rate=rate)
+    click.echo(f"published {result.readings:,} readings in {result.messages:,} messages in "
+               f"{result.seconds:.1f} s ({result.readings / result.seconds:,.0f} readings/s, "
+               f"{result.messages / result.seconds:,.0f} messages/s); all acknowledged")
 
 
 cli.add_command(simulate)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import socket
-import time
 
 from deploy.errors import PortBusy
 
@@ -40,16 +39,6 @@ def accepts(port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
-
-
-def wait_closed(port: int, timeout: float) -> bool:
-    """Wait until nothing accepts on `port`; whether that happened in time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not accepts(port, timeout=0.2):
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def http_ok(port: int, path: str, timeout: float = 1.0) -> bool:

@@ -9,7 +9,6 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from core.database import connect, ensure_database
@@ -257,10 +256,6 @@ def describe(found: list[ComponentStatus]) -> str:
     return "\n".join(
         f"{c.name:<{width}}  {'up  ' if c.running else 'down'}  {c.detail}" for c in found
     )
-
-
-def runtime_path(state_dir: Path) -> Path:
-    return state_dir / RUNTIME_FILE
 
 
 def as_dict(found: list[ComponentStatus]) -> list[dict[str, Any]]:
