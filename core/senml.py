@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 RELATIVE_TIME_LIMIT = 2**28
+LATEST_TIME = 253_402_300_800.0  # 10000-01-01: past it no timestamp can hold the time
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-:./_]*\Z")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 SUPPORTED_VERSION = 10
@@ -120,8 +121,15 @@ def resolve(
         One entry per record, in order.
     """
     out: list[Resolved | Invalid] = []
-    bn, bt, bu, bv = "", 0.0, None, 0.0
+    bn, bt, bu, bv, bver = "", 0.0, None, 0.0, None
     for i, r in enumerate(records):
+        if r.bver is not None:
+            bver = r.bver
+        if bver is not None and bver > SUPPORTED_VERSION:
+            # A base field: the record that declares it and every one after it.
+            out.append(Invalid(i, "version", f"SenML version {bver} is newer than "
+                               f"{SUPPORTED_VERSION}", _encoder.encode(r)))
+            continue
         if r.bn is not None:
             bn = r.bn
         if r.bt is not None:
@@ -154,6 +162,10 @@ def resolve(
         time = bt + r.t if r.t is not None else bt
         if time < RELATIVE_TIME_LIMIT:
             time += received
+        if not 0 <= time < LATEST_TIME:
+            out.append(Invalid(i, "bad_time", f"time {time!r} is not between 1970 and 9999",
+                               _encoder.encode(r)))
+            continue
         # tuple.__new__ directly: the named tuple's own constructor is a Python-level call,
         # a few percent of ingest's time at full load.
         out.append(_new_tuple(Resolved, (i, name, time, r.u if r.u is not None else bu, value)))
@@ -171,8 +183,6 @@ def encode_resolved(entry: Resolved) -> bytes:
 
 def _check(r: Record) -> tuple[str, str] | None:
     """(code, reason) when the record cannot be resolved."""
-    if r.bver is not None and r.bver > SUPPORTED_VERSION:
-        return "version", f"SenML version {r.bver} is newer than {SUPPORTED_VERSION}"
     values = sum(x is not None for x in (r.v, r.vs, r.vb, r.vd))
     if values == 0 and r.s is not None:
         return "sum", "sum values are not accepted"

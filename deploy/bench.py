@@ -198,8 +198,7 @@ async def _pipeline(settings: StackSettings, conn: Any, plan: LoadPlan, options:
         stored = int(await conn.fetchval("SELECT count(*) FROM observations"))
         peak = _rss_mb(ingest.pid, "VmHWM:")
     finally:
-        ingest.terminate()
-        ingest.wait(30)
+        _stop(ingest)
     await conn.execute("TRUNCATE observations")
     run = Run(name, committed - published.first_publish, plan.readings, plan.messages,
               peak_rss_mb=peak, stored=stored)
@@ -231,8 +230,7 @@ async def _soak(settings: StackSettings, conn: Any, devices: list[str], options:
             await asyncio.wait([publishing], timeout=10)
         await _wait_for_rows(conn, plan.readings)
     finally:
-        ingest.terminate()
-        ingest.wait(30)
+        _stop(ingest)
     return samples
 
 
@@ -241,6 +239,15 @@ def _state_dir() -> Path:
     state = Path(tempfile.mkdtemp(prefix="stadspuls-bench-"))
     state.chmod(0o755)
     return state
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _fresh_tag() -> str:

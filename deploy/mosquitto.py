@@ -31,6 +31,7 @@ class BrokerConfig:
     max_inflight_messages: int = 1_000
     max_queued_messages: int = 1_000_000
     max_queued_bytes: int = 0
+    max_packet_size: int = 256 * 1024
     allow_anonymous: bool = True
 
     def render(self) -> str:
@@ -50,6 +51,8 @@ class BrokerConfig:
             f"max_inflight_messages {self.max_inflight_messages}",
             f"max_queued_messages {self.max_queued_messages}",
             f"max_queued_bytes {self.max_queued_bytes}",
+            "# A bound on every message, so the backlog's size has one too.",
+            f"max_packet_size {self.max_packet_size}",
             "",
             "log_dest stdout",
             "log_type error",

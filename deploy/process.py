@@ -107,10 +107,19 @@ def pid_alive(pid: int) -> bool:
 
 
 def stop_pid(pid: int, sig: signal.Signals = signal.SIGTERM, timeout: float = 30) -> bool:
-    """Signal a process that is not our child and wait for it to go; whether it went."""
-    if not pid_alive(pid):
+    """Signal a process that is not our child and wait for it to go, killing it if it
+    outstays `timeout`; whether it had to be killed."""
+    if not _signal_and_wait(pid, sig, timeout):
+        _signal_and_wait(pid, signal.SIGKILL, 5)
+        return False
+    return True
+
+
+def _signal_and_wait(pid: int, sig: signal.Signals, timeout: float) -> bool:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
         return True
-    os.kill(pid, sig)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not pid_alive(pid):
@@ -128,4 +137,19 @@ def read_pid(path: Path) -> int | None:
     if not first.isdigit():
         return None
     pid = int(first)
-    return pid if pid_alive(pid) else None
+    return pid if pid_alive(pid) and _ours(pid) else None
+
+
+# Programs a pid file of the stack can name. A pid left in a stale file may since have been
+# given to an unrelated process, which must be neither reported nor signalled.
+OUR_PROGRAMS = (b"stadspuls", b"deploy", b"postgres", b"mosquitto")
+
+
+def _ours(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # no /proc to ask: trust the pid file
+    except PermissionError:
+        return False
+    return any(name in cmdline for name in OUR_PROGRAMS)

@@ -233,17 +233,18 @@ def stop_detached(settings: StackSettings, install: Postgres | None) -> list[str
     stopped = []
     supervisor = read_pid(state / SUPERVISOR_PID)
     if supervisor is not None:
-        if not stop_pid(supervisor, timeout=90):
-            raise ServiceFailed(f"the stack supervisor (pid {supervisor}) did not stop")
+        stop_pid(supervisor, timeout=90)
         stopped.append("supervisor")
     # Whatever a supervisor that died left behind.
     for program in ("simulator", "ingest"):
         pid = read_pid(state / f"{program}.pid")
-        if pid is not None and stop_pid(pid):
+        if pid is not None:
+            stop_pid(pid)
             stopped.append(program)
         (state / f"{program}.pid").unlink(missing_ok=True)
     broker = read_pid(state / "mosquitto" / "mosquitto.pid")
-    if broker is not None and stop_pid(broker):
+    if broker is not None:
+        stop_pid(broker)
         stopped.append("broker")
     if install is not None and stop_orphan(state / "postgres", install, service_user()):
         stopped.append("database")

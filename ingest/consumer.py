@@ -7,9 +7,9 @@ rows and rejects commit in one transaction; only then are its messages acknowled
 order they arrived. The broker sends at most `receive_maximum` unacknowledged messages, so
 memory stays bounded while the database is away: the backlog waits at the broker.
 
-Tasks of the process (one asyncio TaskGroup): `ingest.registry` keeps the registry view
-current, `ingest.mqtt` keeps the connection, `ingest.flush` writes and acknowledges,
-`ingest.metrics` serves /metrics and /healthz.
+Tasks (one asyncio TaskGroup): `ingest.registry` keeps the registry view current,
+`ingest.mqtt` keeps the connection, `ingest.flush` writes and acknowledges. The process
+(ingest/service.py) adds `ingest.metrics`, which serves /metrics and /healthz.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from core.database import connect
-from core.errors import CoreError
 from ingest.batch import Batch
-from ingest.mapping import Rules, map_message
+from ingest.mapping import Reject, Rules, map_message
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import BufferedClient, LoopDriver
 from ingest.registry import RegistryWatch
@@ -38,11 +38,9 @@ from ingest.writer import BatchWriter
 
 log = logging.getLogger(__name__)
 
-# Failures that mean "the database is not there right now": retry the same batch.
-CONNECTION_ERRORS = (
-    OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-    asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError, CoreError, TimeoutError,
-)
+# Failures that mean some row of the batch is unacceptable to the database, not that the
+# database is away: the batch is then written row by row. Anything else is retried.
+REFUSED_ROW_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 
 def jittered(delay: float) -> float:
@@ -66,6 +64,8 @@ class Consumer:
         self._connected = False
         self._writer: BatchWriter | None = None
         self._db_ok = True
+        self._accepted = False
+        self._stale: list[Batch] = []
         self._committing = 0
         metrics.unacked.set_function(lambda: self.batch.messages + self._committing)
         self.client = self._make_client()
@@ -91,7 +91,10 @@ class Consumer:
                 tasks.create_task(self.registry.run(self.settings.database_url, connect),
                                   name="ingest.registry"),
             ]
-            await self.registry.loaded.wait()
+            if await self._first_of(self.registry.loaded, self.stopping) is self.stopping:
+                for task in background:
+                    task.cancel()
+                return
             background.append(tasks.create_task(self._keep_connected(), name="ingest.mqtt"))
             await tasks.create_task(self._flush_forever(), name="ingest.flush")
             self._disconnect()
@@ -117,11 +120,14 @@ class Consumer:
                 await asyncio.sleep(jittered(delay))
                 delay = min(delay * 2, 30)
                 continue
-            delay = 0.5
             await self._disconnected.wait()
             self._disconnected.clear()
+            if self._accepted:
+                delay = 0.5
+            self._accepted = False
             if not self.stopping.is_set():
                 await asyncio.sleep(jittered(delay))
+                delay = min(delay * 2, 30)
 
     def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
                     properties: Any) -> None:
@@ -129,12 +135,19 @@ class Consumer:
             log.error("broker refused the connection: %s", reason,
                       extra={"action": "mqtt_refused"})
             return
-        # Messages of the previous connection that were not committed are dropped here:
-        # the broker sends them again, being unacknowledged.
+        # What the previous connection received is still committed, but never acknowledged
+        # (its packet ids belong to that connection): if the broker kept the session it
+        # sends those messages again and the repeats are skipped; if it lost the session,
+        # the batch in hand is their last copy.
+        if not self.batch.empty:
+            self._stale.append(self.batch)
+            self._full.set()
         self.generation += 1
         self.batch = Batch(self.generation)
         self._connected = True
-        client.subscribe([(topic, 1) for topic in self.settings.subscriptions])
+        self._accepted = True
+        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE)
+        client.subscribe([(topic, options) for topic in self.settings.subscriptions])
         log.info("connected to the broker (session %s), subscribed to %s",
                  "resumed" if flags.session_present else "new",
                  ", ".join(self.settings.subscriptions), extra={"action": "mqtt_connected"})
@@ -153,11 +166,21 @@ class Consumer:
         batch = self.batch
         if batch.empty:
             batch.started = time.monotonic()
-        map_message(message.topic, bytes(message.payload), time.time(), self.registry.current,
-                    self.rules, batch.mapped)
+        payload = bytes(message.payload)
+        try:
+            map_message(message.topic, payload, time.time(), self.registry.current, self.rules,
+                        batch.mapped)
+        except Exception as exc:
+            log.exception("could not map a message on %s", message.topic,
+                          extra={"action": "map_failed"})
+            batch.mapped.rejects.append(Reject(message.topic, payload, "internal",
+                                               f"ingest could not process it: {exc!r}",
+                                               time.time()))
         if message.qos > 0:
             batch.mids.append(message.mid)
         batch.messages += 1
+        if batch.messages == 1:
+            self._full.set()  # the batch's age starts now: the flusher sets its timer
         if batch.rows >= self.settings.batch_max_rows or batch.messages >= self.flush_at_messages:
             self._full.set()
 
@@ -170,13 +193,15 @@ class Consumer:
     async def _flush_forever(self) -> None:
         while True:
             await self._wait_for_batch()
+            while self._stale:
+                await self._commit(self._stale.pop(0))  # never acknowledged: see _on_connect
             if self.stopping.is_set():
                 await self._drain()
                 return
             await self._flush()
 
     async def _wait_for_batch(self) -> None:
-        while not self.stopping.is_set():
+        while not self.stopping.is_set() and not self._stale:
             batch = self.batch
             full = (batch.rows >= self.settings.batch_max_rows
                     or batch.messages >= self.flush_at_messages)
@@ -184,12 +209,18 @@ class Consumer:
             if full or (not batch.empty and remaining <= 0):
                 return
             self._full.clear()
-            stop = asyncio.ensure_future(self.stopping.wait())
-            full_wait = asyncio.ensure_future(self._full.wait())
-            await asyncio.wait([stop, full_wait], timeout=max(remaining, 0.005),
-                               return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            full_wait.cancel()
+            await self._first_of(self._full, self.stopping,
+                                 within=None if batch.empty else remaining)
+
+    @staticmethod
+    async def _first_of(*events: asyncio.Event, within: float | None = None) -> Any:
+        """Wait for whichever event is set first (or `within` seconds); return it, or None."""
+        waits = {asyncio.ensure_future(e.wait()): e for e in events}
+        done, pending = await asyncio.wait(waits, timeout=within,
+                                           return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        return waits[next(iter(done))] if done else None
 
     async def _drain(self) -> None:
         """Flush what was received before the stop, within the drain timeout."""
@@ -207,48 +238,65 @@ class Consumer:
         # Counted per batch, not per message: the metrics take a lock on every update.
         self.metrics.messages.inc(batch.messages)
         self._committing = batch.messages
-        await self._commit(batch)
-        self._acknowledge(batch)
+        if await self._commit(batch):
+            self._acknowledge(batch)
+        self._committing = 0
 
-    async def _commit(self, batch: Batch) -> None:
+    async def _commit(self, batch: Batch) -> bool:
+        """Write the batch, retrying while the database is away; whether it committed.
+
+        It gives up only when the process is stopping: the batch's messages then stay
+        unacknowledged, with the broker, for the next run.
+        """
         delay = 0.1
+        isolate = False
+        refused: list[Reject] = []
         while True:
             try:
                 writer = await self._connected_writer()
                 started = time.monotonic()
-                stored = await writer.write(batch.mapped)
-            except asyncpg.PostgresError as exc:
-                if isinstance(exc, CONNECTION_ERRORS):
-                    raise
-                # Not the connection: some row is refused (a datastream deleted since the
-                # registry was read, say). Write row by row so only that row is rejected.
-                log.warning("batch refused (%s); writing it row by row", exc,
-                            extra={"action": "batch_isolating"})
-                stored = await writer.write_row_by_row(batch.mapped)
-            except CONNECTION_ERRORS as exc:
+                if isolate:
+                    stored, refused = await writer.write_row_by_row(batch.mapped)
+                else:
+                    stored = await writer.write(batch.mapped)
+                break
+            except Exception as exc:  # noqa: BLE001 - sorted below; none may end the process
+                if not isolate and isinstance(exc, REFUSED_ROW_ERRORS):
+                    # Not the connection: some row is refused (a datastream deleted since
+                    # the registry was read, say). Row by row, only that row is rejected.
+                    log.warning("batch refused (%s); writing it row by row", exc,
+                                extra={"action": "batch_isolating"})
+                    isolate = True
+                    continue
                 self._db_ok = False
                 self.metrics.write_failures.inc()
+                if self.stopping.is_set():
+                    log.warning("batch of %d rows not written at shutdown (%s); its messages "
+                                "stay with the broker", batch.rows, exc,
+                                extra={"action": "write_abandoned"})
+                    return False
                 log.warning("batch of %d rows not written (%s); retrying in %.1f s",
                             batch.rows, exc, delay, extra={"action": "write_retry"})
                 await self._drop_writer()
                 await asyncio.sleep(jittered(delay))
                 delay = min(delay * 2, 5)
-                continue
-            break
         self._db_ok = True
-        now = time.monotonic()
-        self.metrics.commit_seconds.observe(now - started)
-        self.metrics.lag_seconds.observe(now - batch.started)
+        self._record(batch, stored, refused, time.monotonic() - started)
+        return True
+
+    def _record(self, batch: Batch, stored: int, refused: list[Reject], seconds: float) -> None:
+        self.metrics.commit_seconds.observe(seconds)
+        self.metrics.lag_seconds.observe(batch.age())
         self.metrics.batch_rows.observe(batch.rows)
         self.metrics.stored.inc(stored)
-        self.metrics.duplicates.inc(batch.rows - stored)
-        for reject in batch.mapped.rejects:
+        self.metrics.duplicates.inc(batch.rows - len(refused) - stored)
+        for reject in [*batch.mapped.rejects, *refused]:
             self.metrics.rejected.labels(reject.code).inc()
         log.debug("flushed %d rows (%d new), %d rejects, %d messages", batch.rows, stored,
-                  len(batch.mapped.rejects), batch.messages, extra={"action": "batch_flushed"})
+                  len(batch.mapped.rejects) + len(refused), batch.messages,
+                  extra={"action": "batch_flushed"})
 
     def _acknowledge(self, batch: Batch) -> None:
-        self._committing = 0
         if batch.generation != self.generation:
             return  # that connection is gone; the broker sends these again
         for mid in batch.mids:

@@ -78,10 +78,11 @@ def map_message(
     device_topic = kind == "devices"
     publisher = sender_id if device_topic else None
     if len(payload) > rules.max_payload_bytes:
+        # Only the first part is kept: the reject must not cost what the limit protects.
         out.rejects.append(Reject(
-            topic, payload, "too_large",
-            f"payload of {len(payload)} bytes exceeds the limit of {rules.max_payload_bytes}",
-            received, publisher))
+            topic, payload[:rules.max_payload_bytes], "too_large",
+            f"payload of {len(payload)} bytes exceeds the limit of {rules.max_payload_bytes}; "
+            "the first part is kept", received, publisher))
         return
     try:
         records = senml.decode(payload, received, registry.streams)
@@ -106,7 +107,7 @@ def map_message(
                 and entry.time <= latest and target.kind == "number"
                 and type(entry.value) in (float, int)
                 and (name.startswith(own_prefix) if device_topic
-                     else registry.gateway_of[target.device_id] == sender_id)):
+                     else registry.gateway_of.get(target.device_id) == sender_id)):
             out.times.append(entry.time)
             out.datastreams.append(target.datastream_id)
             out.numbers.append(float(entry.value))
@@ -157,8 +158,9 @@ def _type_refusal(value: object, kind: str) -> str | None:
     if kind == "number" and (is_bool or not isinstance(value, int | float)):
         return f"datastream expects a number, got {_type_name(value)}"
     if kind == "integer" and (is_bool or not isinstance(value, int | float)
-                              or value != int(value)):
-        return f"datastream expects an integer count, got {value!r}"
+                              or value != int(value)
+                              or not senml.INT64_MIN <= value <= senml.INT64_MAX):
+        return f"datastream expects a 64-bit integer count, got {value!r}"
     if kind == "boolean" and not is_bool:
         return f"datastream expects a boolean, got {_type_name(value)}"
     if kind == "string" and not isinstance(value, str):

@@ -27,6 +27,14 @@ async def run(settings: IngestSettings) -> None:
         loop.add_signal_handler(sig, consumer.stopping.set)
     server = asyncio.create_task(serve(metrics, consumer.healthy, settings.ingest_metrics_port),
                                  name="ingest.metrics")
+
+    def metrics_ended(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("metrics endpoint failed: %s; stopping", task.exception(),
+                      extra={"action": "metrics_failed"})
+            consumer.stopping.set()
+
+    server.add_done_callback(metrics_ended)
     log.info("ingest starting: %s → %s, batches of %d rows or %.0f ms",
              ", ".join(settings.subscriptions), redact(settings.database_url),
              settings.batch_max_rows, settings.batch_max_age_s * 1000,

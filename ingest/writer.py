@@ -9,6 +9,7 @@ redelivered message lands once. docs/ingest.md gives the measurements.
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,16 +36,21 @@ class BatchWriter:
 
     async def write(self, mapped: Mapped) -> int:
         """Commit the batch's rows and rejects; the number of rows newly stored."""
+        if self.method == "copy" and not self._staging_ready:
+            # Outside the batch's transaction: a rolled-back batch must not take it along.
+            await self.conn.execute(query("ingest", "create_staging"))
+            self._staging_ready = True
         async with self.conn.transaction():
             stored = await self._observations(mapped) if mapped.times else 0
             if mapped.rejects:
-                await self._rejects(mapped)
+                await self._rejects(mapped.rejects)
         return stored
 
-    async def write_row_by_row(self, mapped: Mapped) -> int:
+    async def write_row_by_row(self, mapped: Mapped) -> tuple[int, list[Reject]]:
         """Commit the batch one row per savepoint; a row the database refuses becomes a
-        reject with the database's reason. The number of rows newly stored."""
+        reject with the database's reason. The rows newly stored, and those rejects."""
         stored = 0
+        refused: list[Reject] = []
         insert = query("ingest", "insert_observation")
         async with self.conn.transaction():
             for row in zip(mapped.times, mapped.datastreams, mapped.numbers, mapped.integers,
@@ -52,15 +58,13 @@ class BatchWriter:
                 try:
                     async with self.conn.transaction():
                         status = await self.conn.execute(insert, *row)
-                except asyncpg.PostgresError as exc:
-                    if isinstance(exc, asyncpg.PostgresConnectionError):
-                        raise
-                    mapped.rejects.append(_refused_row(row, exc))
+                except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                    refused.append(_refused_row(row, exc))
                     continue
                 stored += int(status.rsplit(" ", 1)[1])
-            if mapped.rejects:
-                await self._rejects(mapped)
-        return stored
+            if mapped.rejects or refused:
+                await self._rejects([*mapped.rejects, *refused])
+        return stored, refused
 
     async def _observations(self, m: Mapped) -> int:
         if self.method == "unnest" and m.only_numbers:
@@ -73,9 +77,6 @@ class BatchWriter:
                 m.integers, m.strings, m.booleans,
             )
         else:
-            if not self._staging_ready:
-                await self.conn.execute(query("ingest", "create_staging"))
-                self._staging_ready = True
             await self.conn.copy_records_to_table(
                 "observations_staging", columns=STAGING_COLUMNS,
                 records=zip(m.times, m.datastreams, m.numbers, m.integers, m.strings,
@@ -84,8 +85,7 @@ class BatchWriter:
             status = await self.conn.execute(query("ingest", "move_staging"))
         return int(status.rsplit(" ", 1)[1])
 
-    async def _rejects(self, m: Mapped) -> None:
-        r = m.rejects
+    async def _rejects(self, r: list[Reject]) -> None:
         await self.conn.execute(
             query("ingest", "insert_rejects"),
             [datetime.fromtimestamp(x.received, UTC) for x in r], [x.topic for x in r],
@@ -95,8 +95,8 @@ class BatchWriter:
 
 
 def _refused_row(row: tuple[Any, ...], exc: Exception) -> Reject:
-    time, datastream, *results = row
+    at, datastream, *results = row
     value = next((v for v in results if v is not None), None)
-    payload = json.dumps({"datastream": datastream, "t": time, "value": value})
+    payload = json.dumps({"datastream": datastream, "t": at, "value": value})
     return Reject("", payload.encode(), "database", f"database refused the reading: {exc}",
-                  time)
+                  time.time())

@@ -151,6 +151,11 @@ BAD_INPUT = [
      b'[{"bn":"urn:dev:aq-nowhere:","n":"no2","u":"ug/m3","v":1}]', "unknown_device"),
     ("unknown record name", "devices", HORNSGATAN,
      b'[{"n":"so2","u":"ug/m3","v":1,"t":1790000000}]', "unknown_record"),
+    ("time in milliseconds", "devices", HORNSGATAN,
+     b'[{"n":"no2","u":"ug/m3","v":1,"t":1790000000000}]', "bad_time"),
+    ("count beyond 64 bits", "gateways", "gw-essingen",
+     b'[{"bn":"urn:dev:tc-essingeleden-n:","n":"lane1/light/count","u":"count","v":1e19,'
+     b'"t":1790000000}]', "wrong_type"),
     ("wrong unit", "devices", HORNSGATAN,
      b'[{"n":"no2","u":"ppb","v":1,"t":1790000000}]', "wrong_unit"),
     ("time far in the future", "devices", HORNSGATAN,
@@ -178,8 +183,10 @@ async def test_bad_input_is_kept_as_a_reject_with_its_reason_and_traffic_flows(
     assert reject["code"] == code, reject["reason"]
     assert reject["reason"]
     assert await observations(fleet_db) == [(T0 + 3600, 20.0)]
-    if code in ("invalid_json", "not_utf8", "empty", "too_large", "not_array", "topic"):
+    if code in ("invalid_json", "not_utf8", "empty", "not_array"):
         assert reject["payload"] == payload  # the message as it came, byte for byte
+    if code == "too_large":
+        assert reject["payload"] == payload[:ingest.settings.max_payload_bytes]
 
 
 async def test_a_pack_mixing_valid_and_invalid_records_keeps_the_valid_ones(

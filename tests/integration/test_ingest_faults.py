@@ -178,3 +178,32 @@ async def test_thirty_seconds_without_the_database_under_load_loses_nothing(
         await conn.close()
     finally:
         stack.stop()
+
+
+async def test_a_message_that_breaks_ingest_becomes_a_reject_and_traffic_flows(
+    fleet_db: Any, ingest_settings: IngestSettings, publisher: Publisher, monkeypatch: Any,
+) -> None:
+    from ingest import consumer as consumer_module
+
+    real = consumer_module.map_message
+
+    def breaks_on_boom(topic: str, payload: bytes, *args: Any) -> None:
+        if b"boom" in payload:
+            raise RuntimeError("boom")  # a fault injected where a bug could be
+        real(topic, payload, *args)
+
+    monkeypatch.setattr(consumer_module, "map_message", breaks_on_boom)
+    consumer, task = await start_consumer(ingest_settings)
+    try:
+        await publisher.device(STATIONS[0], b'[{"vs":"boom"}]')
+        await publisher.device(STATIONS[0], '[{"bn":"urn:dev:aq-hornsgatan-108:","bt":1.79e9,'
+                                            '"n":"no2","u":"ug/m3","v":23.4}]')
+        await wait_count(fleet_db, 1)
+
+        async def rejected() -> bool:
+            return bool(await fleet_db.fetchval(
+                "SELECT count(*) FROM rejected_messages WHERE code = 'internal'"))
+
+        await eventually(rejected)
+    finally:
+        await stop_consumer(consumer, task)

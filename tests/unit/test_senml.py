@@ -71,7 +71,6 @@ def test_a_payload_that_is_no_pack_is_refused_whole(payload: bytes, code: str | 
     (b'{"n":"x y","v":1}', "bad_name"),
     (b'{"n":"x","v":99999999999999999999}', "int_range"),
     (b'{"n":"x","s":10}', "sum"),
-    (b'{"n":"x","bver":11,"v":1}', "version"),
 ])
 def test_a_bad_record_is_refused_and_its_neighbours_kept(record: bytes, code: str) -> None:
     out = decode(b'[{"bn":"urn:dev:a:","n":"ok1","v":1},' + record + b',{"n":"ok2","v":2}]', NOW)
@@ -88,3 +87,15 @@ def test_a_base_value_sum_that_overflows_is_refused() -> None:
 def test_a_name_must_start_with_a_letter_or_digit() -> None:
     out = decode(b'[{"n":"-x","v":1}]', NOW)
     assert isinstance(out[0], Invalid) and out[0].code == "bad_name"
+
+
+def test_a_newer_version_refuses_its_record_and_every_one_after_it() -> None:
+    out = decode(b'[{"n":"a","v":1},{"n":"b","bver":11,"v":2},{"n":"c","v":3}]', NOW)
+    assert [r.code if isinstance(r, Invalid) else "ok" for r in out] == [
+        "ok", "version", "version"]
+
+
+@pytest.mark.parametrize("t", [-1e12, 1.7e12, 1e300])
+def test_a_time_no_timestamp_can_hold_is_refused(t: float) -> None:
+    out = decode(f'[{{"n":"x","v":1,"bt":{t}}}]'.encode(), NOW)
+    assert isinstance(out[0], Invalid) and out[0].code == "bad_time"
