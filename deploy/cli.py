@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import click
+import uvicorn
 
+from api.app import create_app
+from api.settings import ApiSettings
 from core.database import connect
 from core.errors import CoreError
 from core.migrations import migrate as apply_migrations
@@ -52,12 +55,14 @@ def stack_options(command: Callable[..., Any]) -> Callable[..., Any]:
                   help="MQTT port on 127.0.0.1 [STADSPULS_MQTT_PORT; 11883]")
     @click.option("--ingest-metrics-port", type=int,
                   help="Ingest's /metrics and /healthz port [STADSPULS_INGEST_METRICS_PORT; 9108]")
+    @click.option("--api-port", type=int, help="The API's port [STADSPULS_API_PORT; 8080]")
     @wraps(command)
     def wrapper(state_dir: Path | None, db_port: int | None, mqtt_port: int | None,
-                ingest_metrics_port: int | None, **kwargs: Any) -> Any:
+                ingest_metrics_port: int | None, api_port: int | None, **kwargs: Any) -> Any:
         given: dict[str, Any] = {"state_dir": state_dir, "db_port": db_port,
                                  "mqtt_port": mqtt_port,
-                                 "ingest_metrics_port": ingest_metrics_port}
+                                 "ingest_metrics_port": ingest_metrics_port,
+                                 "api_port": api_port}
         settings = StackSettings(**{k: v for k, v in given.items() if v is not None})
         return command(settings, **kwargs)
 
@@ -144,6 +149,7 @@ async def _run_foreground(stack: stacks.LocalStack, fleet_name: str, scale: int,
         finally:
             await conn.close()
         stack.start_ingest()
+        stack.start_api()
         if simulate:
             stack.start_simulator(fleet_name, scale)
         _print_banner(settings, time.monotonic() - started)
@@ -182,6 +188,7 @@ def _print_banner(settings: StackSettings, seconds: float) -> None:
         f"  broker     {settings.mqtt_url}\n"
         f"             mosquitto_sub -h 127.0.0.1 -p {settings.mqtt_port} -t 'gateways/#' -v\n"
         f"  ingest     http://127.0.0.1:{settings.ingest_metrics_port}/metrics\n"
+        f"  api        http://127.0.0.1:{settings.api_port}/v1.1 (SensorThings, read part)\n"
         f"  logs       {state / 'logs'}\n"
         f"  devices    stadspuls devices list\n"
         "Press Ctrl-C to stop.\n"
@@ -198,6 +205,7 @@ def _start_detached(settings: StackSettings, fleet_name: str, scale: int,
         "--state-dir", str(settings.state_dir), "--db-port", str(settings.db_port),
         "--mqtt-port", str(settings.mqtt_port),
         "--ingest-metrics-port", str(settings.ingest_metrics_port),
+        "--api-port", str(settings.api_port),
         "--fleet", fleet_name, "--scale", str(scale),
     ] + (["--no-simulator"] if no_simulator else [])
     with logfile.open("ab") as out:
@@ -231,11 +239,11 @@ def down(settings: StackSettings) -> None:
 @stack_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(settings: StackSettings, as_json: bool) -> None:
-    """Report each component of the local stack; exit status 3 if the database, the broker
-    or ingest is down."""
+    """Report each component of the local stack; exit status 3 if the database, the broker,
+    ingest or the API is down."""
     found = asyncio.run(stacks.status(settings))
     click.echo(json.dumps(stacks.as_dict(found)) if as_json else stacks.describe(found))
-    if not all(c.running for c in found if c.name in ("database", "broker", "ingest")):
+    if not all(c.running for c in found if c.name in ("database", "broker", "ingest", "api")):
         sys.exit(3)
 
 
@@ -278,6 +286,18 @@ def ingest(**options: Any) -> None:
              "batch_age": "batch_max_age_s", "metrics_port": "ingest_metrics_port"}
     given = {names.get(k, k): v for k, v in options.items() if v is not None}
     asyncio.run(run_ingest(IngestSettings(**given)))
+
+
+@cli.command("api")
+@click.option("--database-url", help="PostgreSQL URL [STADSPULS_DATABASE_URL]")
+@click.option("--port", "api_port", type=int, help="Port on 127.0.0.1 [STADSPULS_API_PORT; 8080]")
+def api_command(database_url: str | None, api_port: int | None) -> None:
+    """Serve the readings API (OGC SensorThings v1.1, read part) over HTTP."""
+    options = {"database_url": database_url, "api_port": api_port}
+    given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
+    settings = ApiSettings(**given)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
+                log_level="info", access_log=False)
 
 
 @cli.group()

@@ -17,6 +17,7 @@ class StackSettings(BaseSettings):
     db_name: str = "stadspuls"
     mqtt_port: int = 11883
     ingest_metrics_port: int = 9108
+    api_port: int = 8080
     debian_mirror: str | None = None
 
     @property

@@ -95,6 +95,16 @@ class LocalStack:
         log.info("ingest consuming; metrics on http://127.0.0.1:%d/metrics",
                  settings.ingest_metrics_port, extra={"action": "ingest_started"})
 
+    def start_api(self) -> None:
+        """Start `stadspuls api` against this stack; return once it answers."""
+        settings = self.settings
+        ports.ensure_free(settings.api_port, "STADSPULS_API_PORT or --api-port")
+        api = self._program("api", ["api", "--database-url", settings.database_url,
+                                    "--port", str(settings.api_port)])
+        api.wait_until(lambda: ports.http_ok(settings.api_port, "/v1.1"), 60)
+        log.info("API on http://127.0.0.1:%d/v1.1", settings.api_port,
+                 extra={"action": "api_started"})
+
     def start_simulator(self, fleet: str, scale: int) -> None:
         """Start the simulated fleet, publishing in real time to this stack's broker."""
         simulator = self._program("simulator", [
@@ -135,6 +145,7 @@ class LocalStack:
             "db_name": self.settings.db_name,
             "mqtt_port": self.settings.mqtt_port,
             "ingest_metrics_port": self.settings.ingest_metrics_port,
+            "api_port": self.settings.api_port,
         }
         (self.state_dir / RUNTIME_FILE).write_text(json.dumps(runtime) + "\n")
 
@@ -200,6 +211,13 @@ async def status(settings: StackSettings) -> list[ComponentStatus]:
         f"pid {ingest_pid}, metrics http://127.0.0.1:{settings.ingest_metrics_port}/metrics"
         if ingest_up else (f"pid {ingest_pid} but unhealthy" if ingest_pid else "not running"),
     ))
+    api_pid = read_pid(state / "api.pid")
+    api_up = api_pid is not None and ports.http_ok(settings.api_port, "/v1.1")
+    found.append(ComponentStatus(
+        "api", api_up,
+        f"pid {api_pid}, http://127.0.0.1:{settings.api_port}/v1.1" if api_up
+        else (f"pid {api_pid} but not answering" if api_pid else "not running"),
+    ))
     simulator_pid = read_pid(state / "simulator.pid")
     found.append(ComponentStatus(
         "simulator", simulator_pid is not None,
@@ -236,7 +254,7 @@ def stop_detached(settings: StackSettings, install: Postgres | None) -> list[str
         stop_pid(supervisor, timeout=90)
         stopped.append("supervisor")
     # Whatever a supervisor that died left behind.
-    for program in ("simulator", "ingest"):
+    for program in ("simulator", "api", "ingest"):
         pid = read_pid(state / f"{program}.pid")
         if pid is not None:
             stop_pid(pid)

@@ -22,7 +22,7 @@ def _running_under(state_dir: Path) -> list[str]:
 
 def ports() -> list[str]:
     return ["--db-port", str(free_port()), "--mqtt-port", str(free_port()),
-            "--ingest-metrics-port", str(free_port())]
+            "--ingest-metrics-port", str(free_port()), "--api-port", str(free_port())]
 
 
 def test_up_detached_then_status_devices_and_down(state_dir: Path) -> None:
@@ -32,7 +32,7 @@ def test_up_detached_then_status_devices_and_down(state_dir: Path) -> None:
         report = stadspuls("status", "--json", *where)
         assert {c["name"]: c["running"] for c in json.loads(report.stdout)} == {
             "supervisor": True, "database": True, "broker": True, "ingest": True,
-            "simulator": True,
+            "api": True, "simulator": True,
         }
         listed = json.loads(stadspuls("devices", "list", "--json", *where).stdout)
         assert len(listed) == 15
@@ -62,7 +62,8 @@ def test_a_second_detached_start_reuses_the_state_and_reports_it_running(
 
 def test_help_lists_the_commands() -> None:
     out = stadspuls("--help").stdout
-    for command in ("up", "down", "status", "migrate", "devices", "setup"):
+    for command in ("up", "down", "status", "migrate", "devices", "setup", "ingest", "api",
+                    "simulate", "bench", "load"):
         assert f"  {command}" in out
 
 

@@ -1,0 +1,129 @@
+"""The readings API: OGC SensorThings API v1.1 (read part of Sensing core) under /v1.1.
+
+The pool is built in the lifespan and reaches handlers through `StoreDep`; one exception
+handler turns every ApiError into a JSON body with a stable code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import asyncpg
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from api import paths, query
+from api.entities import ENTITY_SETS
+from api.errors import ApiError, NotFound
+from api.serialize import entity_json, value_json
+from api.settings import ApiSettings
+from api.store import Store
+
+log = logging.getLogger(__name__)
+
+VERSION = "v1.1"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel",
+    "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities",
+]
+
+
+async def _init_connection(conn: Any) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads,
+                              schema="pg_catalog")
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    """The API application, reading the database `settings` name."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10,
+                                         init=_init_connection)
+        app.state.store = Store(pool)
+        try:
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="Stadspuls readings API", version="0.1.0", lifespan=lifespan,
+                  openapi_url="/openapi.json")
+    app.state.settings = settings
+    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_api_route(f"/{VERSION}", service_root, methods=["GET"])
+    app.add_api_route(f"/{VERSION}/{{path:path}}", read, methods=["GET"])
+    return app
+
+
+def _store(request: Request) -> Store:
+    store: Store = request.app.state.store
+    return store
+
+
+StoreDep = Annotated[Store, Depends(_store)]
+
+
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    body: dict[str, Any] = {"code": exc.code, "message": str(exc)}
+    if exc.position is not None:
+        body["position"] = exc.position
+    return JSONResponse(body, status_code=exc.status)
+
+
+def _base(request: Request) -> str:
+    return f"{str(request.base_url).rstrip('/')}/{VERSION}"
+
+
+async def service_root(request: Request) -> dict[str, Any]:
+    """The service root: the entity sets and the conformance classes implemented."""
+    base = _base(request)
+    return {
+        "value": [{"name": name, "url": f"{base}/{name}"} for name in ENTITY_SETS],
+        "serverSettings": {"conformance": CONFORMANCE},
+    }
+
+
+async def read(path: str, request: Request, store: StoreDep) -> Response:
+    """GET of any resource path below /v1.1."""
+    resource = paths.parse(path)
+    entity = resource.steps[-1].entity
+    settings: ApiSettings = request.app.state.settings
+    opts = query.options(request.query_params, entity, settings.page_size,
+                         settings.max_page_size)
+    base = _base(request)
+    if not resource.single:
+        rows, total, more = await store.collection(resource, opts)
+        body: dict[str, Any] = {}
+        if total is not None:
+            body["@iot.count"] = total
+        if resource.ref:
+            body["value"] = [{"@iot.selfLink": f"{base}/{entity.set_name}({r['id']})"}
+                             for r in rows]
+        else:
+            body["value"] = [entity_json(r, entity, base, opts.select) for r in rows]
+        if more:
+            body["@iot.nextLink"] = _next_link(request, opts.skip + opts.top)
+        return JSONResponse(body)
+    row = await store.entity(resource, opts.select)
+    if row is None:
+        raise NotFound(f"no {entity.name} at /{path}")
+    if resource.ref:
+        return JSONResponse({"@iot.selfLink": f"{base}/{entity.set_name}({row['id']})"})
+    if resource.member is not None:
+        value = value_json(row[resource.member])
+        if resource.value:
+            return PlainTextResponse("" if value is None else
+                                     value if isinstance(value, str) else json.dumps(value))
+        return JSONResponse({resource.member: value})
+    return JSONResponse(entity_json(row, entity, base, opts.select))
+
+
+def _next_link(request: Request, skip: int) -> str:
+    params = dict(request.query_params)
+    params["$skip"] = str(skip)
+    return f"{str(request.url).split('?')[0]}?{urlencode(params)}"

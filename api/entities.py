@@ -1,0 +1,150 @@
+"""The eight SensorThings entity sets and how each sits in the schema.
+
+Each entity type names its table, its properties (SensorThings name → SQL expression over
+the table alias `e`, with a type tag), and its navigation properties (how to reach the
+related rows). Only these fixed expressions ever become SQL text; user input reaches the
+database as parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Prop:
+    """A property: its SQL expression over alias `e`, and its type tag."""
+
+    sql: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Nav:
+    """A navigation property: the target set, and a condition joining target `t` to `e`.
+
+    `to_one` navigations (Datastream/Thing) give one entity, the others a collection.
+    """
+
+    target: str
+    join: str
+    to_one: bool = False
+
+
+@dataclass(frozen=True)
+class EntityType:
+    name: str  # singular, e.g. "Thing"
+    set_name: str  # plural, e.g. "Things"
+    table: str
+    props: dict[str, Prop]
+    navs: dict[str, Nav] = field(default_factory=dict)
+    default_order: str = "e.id"
+
+
+def _geojson(column: str) -> Prop:
+    return Prop(f"ST_AsGeoJSON({column})::jsonb", "geometry")
+
+
+THINGS = EntityType("Thing", "Things", "things", {
+    "name": Prop("e.name", "string"),
+    "description": Prop("e.description", "string"),
+    "properties": Prop("e.properties", "json"),
+}, {
+    "Locations": Nav("Locations", "t.id IN (SELECT location_id FROM thing_locations "
+                                  "WHERE thing_id = e.id)"),
+    "HistoricalLocations": Nav("HistoricalLocations", "t.thing_id = e.id"),
+    "Datastreams": Nav("Datastreams", "t.thing_id = e.id"),
+})
+
+LOCATIONS = EntityType("Location", "Locations", "locations", {
+    "name": Prop("e.name", "string"),
+    "description": Prop("e.description", "string"),
+    "encodingType": Prop("e.encoding_type", "string"),
+    "location": _geojson("e.location"),
+    "properties": Prop("e.properties", "json"),
+}, {
+    "Things": Nav("Things", "t.id IN (SELECT thing_id FROM thing_locations "
+                            "WHERE location_id = e.id)"),
+    "HistoricalLocations": Nav("HistoricalLocations", "t.id IN (SELECT historical_location_id "
+                               "FROM historical_location_locations WHERE location_id = e.id)"),
+})
+
+HISTORICAL_LOCATIONS = EntityType("HistoricalLocation", "HistoricalLocations",
+                                  "historical_locations", {
+    "time": Prop("e.time", "datetime"),
+}, {
+    "Thing": Nav("Things", "t.id = e.thing_id", to_one=True),
+    "Locations": Nav("Locations", "t.id IN (SELECT location_id FROM "
+                     "historical_location_locations WHERE historical_location_id = e.id)"),
+})
+
+SENSORS = EntityType("Sensor", "Sensors", "sensors", {
+    "name": Prop("e.name", "string"),
+    "description": Prop("e.description", "string"),
+    "encodingType": Prop("e.encoding_type", "string"),
+    "metadata": Prop("e.metadata", "string"),
+    "properties": Prop("e.properties", "json"),
+}, {
+    "Datastreams": Nav("Datastreams", "t.sensor_id = e.id"),
+})
+
+OBSERVED_PROPERTIES = EntityType("ObservedProperty", "ObservedProperties",
+                                 "observed_properties", {
+    "name": Prop("e.name", "string"),
+    "definition": Prop("e.definition", "string"),
+    "description": Prop("e.description", "string"),
+    "properties": Prop("e.properties", "json"),
+}, {
+    "Datastreams": Nav("Datastreams", "t.observed_property_id = e.id"),
+})
+
+DATASTREAMS = EntityType("Datastream", "Datastreams", "datastreams", {
+    "name": Prop("e.name", "string"),
+    "description": Prop("e.description", "string"),
+    "observationType": Prop("e.observation_type", "string"),
+    "unitOfMeasurement": Prop("jsonb_build_object('name', e.unit_name, 'symbol', "
+                              "e.unit_symbol, 'definition', e.unit_definition)", "json"),
+    "observedArea": _geojson("e.observed_area"),
+    "phenomenonTime": Prop("e.phenomenon_time_start", "datetime"),
+    "resultTime": Prop("e.result_time_start", "datetime"),
+    "properties": Prop("e.properties", "json"),
+}, {
+    "Thing": Nav("Things", "t.id = e.thing_id", to_one=True),
+    "Sensor": Nav("Sensors", "t.id = e.sensor_id", to_one=True),
+    "ObservedProperty": Nav("ObservedProperties", "t.id = e.observed_property_id",
+                            to_one=True),
+    "Observations": Nav("Observations", "t.datastream_id = e.id"),
+})
+
+# The result is whichever typed column holds it, as JSON so every kind keeps its type.
+RESULT = ("COALESCE(to_jsonb(e.result_number), to_jsonb(e.result_integer), "
+          "to_jsonb(e.result_string), to_jsonb(e.result_boolean), e.result_json)")
+
+OBSERVATIONS = EntityType("Observation", "Observations", "observations", {
+    "phenomenonTime": Prop("e.phenomenon_time", "datetime"),
+    "resultTime": Prop("e.result_time", "datetime"),
+    "result": Prop(RESULT, "json"),
+    "resultQuality": Prop("e.result_quality", "json"),
+    "parameters": Prop("e.parameters", "json"),
+}, {
+    "Datastream": Nav("Datastreams", "t.id = e.datastream_id", to_one=True),
+    "FeatureOfInterest": Nav("FeaturesOfInterest", "t.id = e.feature_id", to_one=True),
+}, default_order="e.phenomenon_time, e.datastream_id")
+
+FEATURES_OF_INTEREST = EntityType("FeatureOfInterest", "FeaturesOfInterest",
+                                  "features_of_interest", {
+    "name": Prop("e.name", "string"),
+    "description": Prop("e.description", "string"),
+    "encodingType": Prop("e.encoding_type", "string"),
+    "feature": _geojson("e.feature"),
+    "properties": Prop("e.properties", "json"),
+}, {
+    "Observations": Nav("Observations", "t.feature_id = e.id"),
+})
+
+ENTITY_SETS: dict[str, EntityType] = {
+    e.set_name: e for e in (
+        THINGS, LOCATIONS, HISTORICAL_LOCATIONS, SENSORS, OBSERVED_PROPERTIES, DATASTREAMS,
+        OBSERVATIONS, FEATURES_OF_INTEREST,
+    )
+}

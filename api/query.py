@@ -1,0 +1,91 @@
+"""Query options of a read request: $top, $skip, $count, $orderby, $select.
+
+$filter and $expand are not offered yet: a request that uses them gets 501, as the
+standard asks of a server that does not implement an option.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from api.entities import EntityType
+from api.errors import BadRequest, NotImplementedOption
+from api.store import Options
+
+KNOWN = {"$top", "$skip", "$count", "$orderby", "$select", "$filter", "$expand",
+         "$resultFormat"}
+NOT_YET = ("$filter", "$expand", "$resultFormat")
+_ORDER_KEY = re.compile(r"^\s*([A-Za-z]+)(?:\s+(asc|desc))?\s*$")
+
+
+def options(
+    query: Mapping[str, str], entity: EntityType, page_size: int, max_page_size: int
+) -> Options:
+    """The query options of a request, checked against the entity type.
+
+    Raises:
+        BadRequest: an option is malformed or names an unknown property.
+        NotImplementedOption: an option this server does not offer yet.
+    """
+    for name in query:
+        if name.startswith("$") and name not in KNOWN:
+            raise BadRequest(f"unknown query option {name!r}")
+    for name in NOT_YET:
+        if name in query:
+            raise NotImplementedOption(f"{name} is not implemented yet")
+    top = _integer(query, "$top", page_size)
+    if top > max_page_size:
+        raise BadRequest(f"$top may be at most {max_page_size}")
+    return Options(
+        top=top,
+        skip=_integer(query, "$skip", 0),
+        count=_boolean(query, "$count"),
+        order=_order(query.get("$orderby"), entity),
+        select=_select(query.get("$select"), entity),
+    )
+
+
+def _integer(query: Mapping[str, str], name: str, default: int) -> int:
+    raw = query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit():
+        raise BadRequest(f"{name} must be a non-negative integer, not {raw!r}")
+    return int(raw)
+
+
+def _boolean(query: Mapping[str, str], name: str) -> bool:
+    raw = query.get(name)
+    if raw is None or raw == "false":
+        return False
+    if raw == "true":
+        return True
+    raise BadRequest(f"{name} must be true or false, not {raw!r}")
+
+
+def _order(raw: str | None, entity: EntityType) -> list[tuple[str, bool]]:
+    if raw is None:
+        return []
+    keys = []
+    position = 0
+    for part in raw.split(","):
+        match = _ORDER_KEY.match(part)
+        if match is None:
+            raise BadRequest(f"$orderby: cannot read {part.strip()!r}", position)
+        name = match.group(1)
+        if name != "id" and name not in entity.props:
+            raise BadRequest(f"$orderby: {entity.name} has no property {name!r}", position)
+        keys.append((name, match.group(2) == "desc"))
+        position += len(part) + 1
+    return keys
+
+
+def _select(raw: str | None, entity: EntityType) -> list[str] | None:
+    if raw is None:
+        return None
+    names = [n.strip() for n in raw.split(",")]
+    for name in names:
+        if name != "id" and name not in entity.props and name not in entity.navs:
+            raise BadRequest(f"$select: {entity.name} has no property {name!r}")
+    return names

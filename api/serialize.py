@@ -1,0 +1,32 @@
+"""Rows to SensorThings JSON: @iot.id, @iot.selfLink, properties, navigation links."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from api.entities import EntityType
+
+
+def entity_json(
+    row: dict[str, Any], entity: EntityType, base: str, select: list[str] | None
+) -> dict[str, Any]:
+    """One entity as the standard shows it."""
+    out: dict[str, Any] = {}
+    self_link = f"{base}/{entity.set_name}({row['id']})"
+    if select is None or "id" in select:
+        out["@iot.id"] = row["id"]
+        out["@iot.selfLink"] = self_link
+    for name in entity.props:
+        if name in row and (select is None or name in select):
+            out[name] = value_json(row[name])
+    for nav in entity.navs:
+        if select is None or nav in select:
+            out[f"{nav}@iot.navigationLink"] = f"{self_link}/{nav}"
+    return out
+
+
+def value_json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return value

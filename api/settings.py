@@ -1,0 +1,17 @@
+"""Settings of the API process, read once in main() and passed down."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiSettings(BaseSettings):
+    """Where the API listens and which database it reads."""
+
+    model_config = SettingsConfigDict(env_prefix="STADSPULS_", frozen=True)
+
+    database_url: str = "postgresql://stadspuls@127.0.0.1:15432/stadspuls"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    page_size: int = 100
+    max_page_size: int = 10_000

@@ -1,0 +1,117 @@
+"""The readings API on the real database: entity sets, paths, paging, errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from api.app import create_app
+from api.settings import ApiSettings
+
+T0 = "2026-09-21T10:00:00Z"
+
+
+@pytest.fixture
+async def client(fleet_db: Any, db_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(ApiSettings(database_url=db_url, page_size=5))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://city") as c:
+            yield c
+
+
+async def get(client: httpx.AsyncClient, url: str, status: int = 200) -> Any:
+    response = await client.get(url)
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+async def test_the_service_root_lists_exactly_the_eight_entity_sets(
+    client: httpx.AsyncClient,
+) -> None:
+    root = await get(client, "/v1.1")
+    assert [e["name"] for e in root["value"]] == [
+        "Things", "Locations", "HistoricalLocations", "Sensors", "ObservedProperties",
+        "Datastreams", "Observations", "FeaturesOfInterest",
+    ]
+    assert root["value"][0]["url"] == "http://city/v1.1/Things"
+    assert root["serverSettings"]["conformance"]
+
+
+async def test_a_thing_has_its_id_self_link_properties_and_navigation_links(
+    client: httpx.AsyncClient,
+) -> None:
+    things = await get(client, "/v1.1/Things?$orderby=name&$top=1")
+    first = things["value"][0]
+    assert first["name"] == "E4/E20 Lilla Essingen"
+    thing = await get(client, f"/v1.1/Things({first['@iot.id']})")
+    assert thing["@iot.selfLink"] == f"http://city/v1.1/Things({first['@iot.id']})"
+    assert thing["Datastreams@iot.navigationLink"].endswith("/Datastreams")
+    assert thing["properties"] == {"site_role": "street"}
+
+
+async def test_pages_follow_next_links_until_the_last_which_has_none(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await get(client, "/v1.1/Things?$count=true&$orderby=name desc")
+    assert page["@iot.count"] == 15
+    names: list[str] = []
+    while True:
+        names += [t["name"] for t in page["value"]]
+        if "@iot.nextLink" not in page:
+            break
+        assert "%24orderby=name+desc" in page["@iot.nextLink"]
+        page = await get(client, page["@iot.nextLink"])
+    assert len(names) == 15 and names == sorted(names, reverse=True)
+
+
+async def test_navigation_reaches_related_entities_at_any_depth(
+    client: httpx.AsyncClient, fleet_db: Any
+) -> None:
+    thing_id = await fleet_db.fetchval(
+        "SELECT id FROM things WHERE device_id = 'aq-hornsgatan-108'")
+    streams = await get(client, f"/v1.1/Things({thing_id})/Datastreams?$count=true&$top=20")
+    assert streams["@iot.count"] == 9
+    ds_id = streams["value"][0]["@iot.id"]
+    sensor = await get(client, f"/v1.1/Things({thing_id})/Datastreams({ds_id})/Sensor")
+    assert sensor["name"] == "Air-quality monitoring station"
+    name = await get(client, f"/v1.1/Datastreams({ds_id})/Thing/name")
+    assert name == {"name": "Hornsgatan 108"}
+    raw = await client.get(f"/v1.1/Datastreams({ds_id})/Thing/name/$value")
+    assert raw.text == "Hornsgatan 108"
+    location = await get(client, f"/v1.1/Things({thing_id})/Locations")
+    assert location["value"][0]["location"]["type"] == "Point"
+
+
+async def test_observations_come_back_with_their_results_and_times(
+    client: httpx.AsyncClient, fleet_db: Any
+) -> None:
+    ds_id = await fleet_db.fetchval("SELECT min(id) FROM datastreams")
+    await fleet_db.execute(
+        "INSERT INTO observations (phenomenon_time, datastream_id, result_integer) "
+        "VALUES ($1::text::timestamptz, $2, 9223372036854775807)", T0, ds_id)
+    obs = await get(client, f"/v1.1/Datastreams({ds_id})/Observations")
+    assert [(o["phenomenonTime"], o["result"]) for o in obs["value"]] == [
+        (T0, 9223372036854775807)]
+
+
+@pytest.mark.parametrize(("url", "status", "code"), [
+    ("/v1.1/Things(999999)", 404, "not_found"),
+    ("/v1.1/Cars", 404, "not_found"),
+    ("/v1.1/Things(abc)", 400, "bad_request"),
+    ("/v1.1/Things?$top=-1", 400, "bad_request"),
+    ("/v1.1/Things?$orderby=colour", 400, "bad_request"),
+    ("/v1.1/Things?$count=maybe", 400, "bad_request"),
+    ("/v1.1/Things?$frobnicate=1", 400, "bad_request"),
+    ("/v1.1/Things(1)/Wheels", 404, "not_found"),
+    ("/v1.1/Things/Datastreams", 400, "bad_request"),
+    ("/v1.1/Things?$expand=Datastreams", 501, "not_implemented"),
+])
+async def test_a_bad_request_gets_a_json_error_never_a_500(
+    client: httpx.AsyncClient, url: str, status: int, code: str
+) -> None:
+    body = await get(client, url, status)
+    assert body["code"] == code and body["message"]
