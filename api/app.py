@@ -15,9 +15,10 @@ from urllib.parse import urlencode
 
 import asyncpg
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from api import paths, query
+from api import extras, paths, query
 from api.entities import ENTITY_SETS
 from api.errors import ApiError, NotFound
 from api.serialize import entity_json, value_json
@@ -55,6 +56,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
                   openapi_url="/openapi.json")
     app.state.settings = settings
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.include_router(extras.router)
     app.add_api_route(f"/{VERSION}", service_root, methods=["GET"])
     app.add_api_route(f"/{VERSION}/{{path:path}}", read, methods=["GET"])
     return app
@@ -73,6 +76,13 @@ async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
     if exc.position is not None:
         body["position"] = exc.position
     return JSONResponse(body, status_code=exc.status)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own parameter checks answer 400 in the API's error format, not 422."""
+    problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'][1:])}: {e['msg']}"
+                         for e in exc.errors())
+    return JSONResponse({"code": "bad_request", "message": problems}, status_code=400)
 
 
 def _base(request: Request) -> str:

@@ -115,3 +115,54 @@ async def test_a_bad_request_gets_a_json_error_never_a_500(
 ) -> None:
     body = await get(client, url, status)
     assert body["code"] == code and body["message"]
+
+
+async def _seed_hour(fleet_db: Any) -> int:
+    ds_id = int(await fleet_db.fetchval(
+        "SELECT ds.id FROM datastreams ds JOIN things t ON t.id = ds.thing_id "
+        "WHERE t.device_id = 'aq-hornsgatan-108' AND ds.record_name = 'no2'"))
+    await fleet_db.execute(
+        "INSERT INTO observations (phenomenon_time, datastream_id, result_number) "
+        "SELECT '2026-09-21T10:00:00Z'::timestamptz + make_interval(mins => m), $1, m "
+        "FROM generate_series(0, 119) m", ds_id)
+    return ds_id
+
+
+async def test_the_latest_reading_of_every_datastream_comes_in_one_request(
+    client: httpx.AsyncClient, fleet_db: Any
+) -> None:
+    ds_id = await _seed_hour(fleet_db)
+    latest = await get(client, "/api/latest")
+    assert len(latest["value"]) == 155
+    mine = next(v for v in latest["value"] if v["datastream"] == ds_id)
+    assert (mine["phenomenonTime"], mine["result"]) == ("2026-09-21T11:59:00Z", 119.0)
+    assert mine["location"]["type"] == "Point"
+    of_thing = await get(client, f"/api/latest?thing={mine['thing']}")
+    assert len(of_thing["value"]) == 9
+
+
+async def test_a_series_is_downsampled_per_interval(
+    client: httpx.AsyncClient, fleet_db: Any
+) -> None:
+    ds_id = await _seed_hour(fleet_db)
+    hourly = await get(client, f"/api/Datastreams({ds_id})/series?interval=1 hour"
+                               "&start=2026-09-21T10:00:00Z&end=2026-09-21T12:00:00Z")
+    assert [(b["time"], b["avg"], b["min"], b["max"], b["count"]) for b in hourly["value"]] == [
+        ("2026-09-21T10:00:00Z", 29.5, 0.0, 59.0, 60),
+        ("2026-09-21T11:00:00Z", 89.5, 60.0, 119.0, 60),
+    ]
+
+
+@pytest.mark.parametrize(("url", "status"), [
+    ("/api/Datastreams(999999)/series", 404),
+    ("/api/Datastreams(1)/series?interval=fortnightly", 400),
+    ("/api/Datastreams(1)/series?start=yesterday", 400),
+    ("/api/Datastreams(1)/series?start=2026-09-21T10:00:00", 400),
+    ("/api/Datastreams(1)/series?interval=1 minute&start=2000-01-01T00:00:00Z", 400),
+    ("/api/latest?thing=abc", 400),
+])
+async def test_bad_series_requests_get_json_errors(
+    client: httpx.AsyncClient, url: str, status: int
+) -> None:
+    body = await get(client, url, status)
+    assert body["code"] in ("bad_request", "not_found") and body["message"]
