@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Prop:
-    """A property: its SQL expression over alias `e`, and its type tag."""
+    """A property: its SQL expression over alias `e`, its type tag, and, where filtering
+    needs another expression than the output (a geometry, not its GeoJSON), that one."""
 
     sql: str
     kind: str
+    filter_sql: str | None = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class EntityType:
 
 
 def _geojson(column: str) -> Prop:
-    return Prop(f"ST_AsGeoJSON({column})::jsonb", "geometry")
+    return Prop(f"ST_AsGeoJSON({column})::jsonb", "geometry", filter_sql=column)
 
 
 THINGS = EntityType("Thing", "Things", "things", {

@@ -1,22 +1,24 @@
-"""Query options of a read request: $top, $skip, $count, $orderby, $select.
+"""Query options of a read request: $top, $skip, $count, $filter, $orderby, $select.
 
-$filter and $expand are not offered yet: a request that uses them gets 501, as the
+$expand and $resultFormat are not offered yet: a request that uses them gets 501, as the
 standard asks of a server that does not implement an option.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import TypeVar
 
 from api.entities import EntityType
 from api.errors import BadRequest, NotImplementedOption
+from api.odata import ODataError, parse_filter, parse_orderby
 from api.store import Options
+
+T = TypeVar("T")
 
 KNOWN = {"$top", "$skip", "$count", "$orderby", "$select", "$filter", "$expand",
          "$resultFormat"}
-NOT_YET = ("$filter", "$expand", "$resultFormat")
-_ORDER_KEY = re.compile(r"^\s*([A-Za-z]+)(?:\s+(asc|desc))?\s*$")
+NOT_YET = ("$expand", "$resultFormat")
 
 
 def options(
@@ -41,9 +43,19 @@ def options(
         top=top,
         skip=_integer(query, "$skip", 0),
         count=_boolean(query, "$count"),
-        order=_order(query.get("$orderby"), entity),
+        filter=_parsed("$filter", query.get("$filter"), parse_filter),
+        order=_parsed("$orderby", query.get("$orderby"), parse_orderby) or (),
         select=_select(query.get("$select"), entity),
     )
+
+
+def _parsed(name: str, raw: str | None, parse: Callable[[str], T]) -> T | None:
+    if raw is None:
+        return None
+    try:
+        return parse(raw)
+    except ODataError as exc:
+        raise BadRequest(f"{name}: {exc}", exc.position) from None
 
 
 def _integer(query: Mapping[str, str], name: str, default: int) -> int:
@@ -62,23 +74,6 @@ def _boolean(query: Mapping[str, str], name: str) -> bool:
     if raw == "true":
         return True
     raise BadRequest(f"{name} must be true or false, not {raw!r}")
-
-
-def _order(raw: str | None, entity: EntityType) -> list[tuple[str, bool]]:
-    if raw is None:
-        return []
-    keys = []
-    position = 0
-    for part in raw.split(","):
-        match = _ORDER_KEY.match(part)
-        if match is None:
-            raise BadRequest(f"$orderby: cannot read {part.strip()!r}", position)
-        name = match.group(1)
-        if name != "id" and name not in entity.props:
-            raise BadRequest(f"$orderby: {entity.name} has no property {name!r}", position)
-        keys.append((name, match.group(2) == "desc"))
-        position += len(part) + 1
-    return keys
 
 
 def _select(raw: str | None, entity: EntityType) -> list[str] | None:

@@ -10,8 +10,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+
 from api.entities import ENTITY_SETS, EntityType
+from api.errors import BadRequest
+from api.odata import ODataError, OrderItem, compile_filter, compile_orderby
+from api.odata.nodes import Node
 from api.paths import Resource, Step
+from api.resolver import EntityResolver
 
 _ALIAS = re.compile(r"\b([te])\.")
 
@@ -32,7 +38,8 @@ class Options:
     top: int
     skip: int
     count: bool
-    order: list[tuple[str, bool]]  # (property, descending)
+    filter: Node | None
+    order: tuple[OrderItem, ...]
     select: list[str] | None
 
 
@@ -65,10 +72,33 @@ def columns(entity: EntityType, select: list[str] | None) -> str:
     return ", ".join(cols)
 
 
-def order_by(entity: EntityType, order: list[tuple[str, bool]]) -> str:
-    keys = [f"{'e.id' if name == 'id' else entity.props[name].sql}"
-            f"{' DESC' if desc else ''}" for name, desc in order]
-    return ", ".join([*keys, "e.id"]) if keys else entity.default_order
+def where(resource: Resource, options: Options, sql: Sql) -> str:
+    """The path's scope and the $filter, as one condition on alias `e`."""
+    condition = scope(resource, sql)
+    if options.filter is None:
+        return condition
+    text, params = _compiled(compile_filter, options.filter, resource, sql)
+    sql.params.extend(params)
+    return f"{condition} AND ({text})"
+
+
+def order_by(resource: Resource, options: Options, sql: Sql) -> str:
+    """$orderby, then the id, so that pages do not overlap."""
+    entity = resource.steps[-1].entity
+    if not options.order:
+        return entity.default_order
+    text, params = _compiled(compile_orderby, options.order, resource, sql)
+    sql.params.extend(params)
+    return f"{text}, e.id"
+
+
+def _compiled(compiler: Any, parsed: Any, resource: Resource, sql: Sql) -> tuple[str, list[Any]]:
+    try:
+        text, params = compiler(parsed, EntityResolver(resource.steps[-1].entity),
+                                start=len(sql.params) + 1)
+    except ODataError as exc:
+        raise BadRequest(str(exc), exc.position) from None
+    return text, list(params)
 
 
 class Store:
@@ -87,18 +117,22 @@ class Store:
         """
         entity = resource.steps[-1].entity
         sql = Sql()
-        where = scope(resource, sql)
+        condition = where(resource, options, sql)
         text = (f"SELECT {columns(entity, options.select)} FROM {entity.table} e "
-                f"WHERE {where} ORDER BY {order_by(entity, options.order)} "
+                f"WHERE {condition} ORDER BY {order_by(resource, options, sql)} "
                 f"LIMIT {sql.param(options.top + 1)} OFFSET {sql.param(options.skip)}")
+        count_sql = Sql()
+        count_text = (f"SELECT count(*) FROM {entity.table} e "
+                      f"WHERE {where(resource, options, count_sql)}")
         async with self.pool.acquire() as conn:
-            rows = [dict(r) for r in await conn.fetch(text, *sql.params)]
-            total = None
-            if options.count:
-                count_sql = Sql()
-                total = int(await conn.fetchval(
-                    f"SELECT count(*) FROM {entity.table} e WHERE {scope(resource, count_sql)}",
-                    *count_sql.params))
+            try:
+                rows = [dict(r) for r in await conn.fetch(text, *sql.params)]
+                total = (int(await conn.fetchval(count_text, *count_sql.params))
+                         if options.count else None)
+            except (asyncpg.DataError, asyncpg.InvalidParameterValueError) as exc:
+                # A value the parser took but the database cannot (a date out of range).
+                raise BadRequest(f"the database cannot use a value of the query: {exc}") \
+                    from None
         return rows[:options.top], total, len(rows) > options.top
 
     async def entity(self, resource: Resource, select: list[str] | None) -> dict[str, Any] | None:

@@ -109,6 +109,11 @@ async def test_observations_come_back_with_their_results_and_times(
     ("/v1.1/Things(1)/Wheels", 404, "not_found"),
     ("/v1.1/Things/Datastreams", 400, "bad_request"),
     ("/v1.1/Things?$expand=Datastreams", 501, "not_implemented"),
+    ("/v1.1/Things?$filter=name eq", 400, "bad_request"),
+    ("/v1.1/Things?$filter=colour eq 'red'", 400, "bad_request"),
+    ("/v1.1/Things?$filter=length(5) gt 1", 400, "bad_request"),
+    ("/v1.1/Things?$filter=Datastreams/name eq 'x'", 400, "bad_request"),
+    ("/v1.1/Observations?$filter=phenomenonTime gt 99999-01-01T00:00:00Z", 400, "bad_request"),
 ])
 async def test_a_bad_request_gets_a_json_error_never_a_500(
     client: httpx.AsyncClient, url: str, status: int, code: str
@@ -166,3 +171,42 @@ async def test_bad_series_requests_get_json_errors(
 ) -> None:
     body = await get(client, url, status)
     assert body["code"] in ("bad_request", "not_found") and body["message"]
+
+
+@pytest.mark.parametrize(("url", "count"), [
+    ("/v1.1/Things?$filter=name eq 'Hornsgatan 108'", 1),
+    ("/v1.1/Things?$filter=properties/site_role eq 'street'", 3),
+    ("/v1.1/Things?$filter=startswith(name, 'Essingeleden')", 2),
+    # and binds tighter than or: H or (x and nope) holds for one Thing; (H or x) and nope
+    # would hold for none.
+    ("/v1.1/Things?$filter=name eq 'Hornsgatan 108' or name eq 'x' and description eq 'nope'",
+     1),
+    ("/v1.1/Locations?$filter=st_within(location, geography'POLYGON((18.0 59.31, "
+     "18.06 59.31, 18.06 59.32, 18.0 59.32, 18.0 59.31))')", 4),
+    ("/v1.1/Observations?$filter=result gt 100", 19),
+    ("/v1.1/Observations?$filter=result div 2 ge 59.5", 1),
+    ("/v1.1/Observations?$filter=Datastream/Thing/name eq 'Hornsgatan 108' and "
+     "phenomenonTime ge 2026-09-21T11:00:00Z", 60),
+    ("/v1.1/Observations?$filter=phenomenonTime ge 2026-09-21T13:00:00%2B02:00", 60),
+    ("/v1.1/Observations?$filter=hour(phenomenonTime) eq 10 and minute(phenomenonTime) lt 5",
+     5),
+])
+async def test_filters_select_exactly_the_matching_entities(
+    client: httpx.AsyncClient, fleet_db: Any, url: str, count: int
+) -> None:
+    await _seed_hour(fleet_db)
+    body = await get(client, f"{url}&$count=true")
+    assert body["@iot.count"] == count
+
+
+async def test_next_links_keep_the_filter_and_order(
+    client: httpx.AsyncClient, fleet_db: Any
+) -> None:
+    await _seed_hour(fleet_db)
+    url = "/v1.1/Observations?$filter=result lt 12&$orderby=result desc"
+    seen: list[float] = []
+    while url:
+        page = await get(client, url)
+        seen += [o["result"] for o in page["value"]]
+        url = page.get("@iot.nextLink", "")
+    assert seen == [float(v) for v in range(11, -1, -1)]

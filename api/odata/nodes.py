@@ -1,0 +1,75 @@
+"""The syntax tree of an OData expression: small frozen dataclasses.
+
+Every node keeps the 0-based character position where it starts in the source text, so
+the compiler can point at the offending part when a type check fails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal as TypingLiteral
+
+LiteralKind = TypingLiteral[
+    "integer", "decimal", "double", "string", "boolean", "null",
+    "datetime", "date", "time", "duration", "geometry", "geography",
+]
+LiteralValue = (
+    int | Decimal | float | str | bool | None | dt.datetime | dt.date | dt.time | dt.timedelta
+)
+
+COMPARISONS = frozenset({"eq", "ne", "gt", "ge", "lt", "le"})
+LOGICAL = frozenset({"and", "or"})
+ARITHMETIC = frozenset({"add", "sub", "mul", "div", "mod"})
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A constant written in the expression.
+
+    Geometry and geography values are held as normalised WKT text.
+    """
+
+    value: LiteralValue
+    kind: LiteralKind
+    position: int
+
+
+@dataclass(frozen=True)
+class Path:
+    """A property reached from the filtered entity, e.g. ``Datastream/Thing/name``."""
+
+    segments: tuple[str, ...]
+    position: int
+
+
+@dataclass(frozen=True)
+class Call:
+    """A built-in function applied to its arguments."""
+
+    name: str
+    args: tuple[Node, ...]
+    position: int
+
+
+@dataclass(frozen=True)
+class Unary:
+    """``not x`` or ``-x``; ``op`` is "not" or "neg"."""
+
+    op: str
+    operand: Node
+    position: int
+
+
+@dataclass(frozen=True)
+class Binary:
+    """A comparison, logical, or arithmetic operator with its two operands."""
+
+    op: str
+    left: Node
+    right: Node
+    position: int
+
+
+Node = Literal | Path | Call | Unary | Binary

@@ -1,0 +1,196 @@
+"""A Pratt parser from OData expression text to the syntax tree in ``nodes``.
+
+Binding from loosest to tightest: ``or``, ``and``, ``not``, the comparisons, ``add``/``sub``,
+``mul``/``div``/``mod``, unary minus, then literals, paths, calls and parentheses. ``not``
+sits below the comparisons, so ``not a eq b`` reads as ``not (a eq b)``, as in SQL.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from api.odata.errors import FilterError
+from api.odata.functions import ARITY, describe_arity
+from api.odata.lexer import Token, tokenize
+from api.odata.nodes import COMPARISONS, Binary, Call, Literal, Node, Path, Unary
+
+_INFIX_POWER = {"or": 10, "and": 20} | dict.fromkeys(COMPARISONS, 40) | {
+    "add": 50, "sub": 50, "mul": 60, "div": 60, "mod": 60,
+}
+_NOT_POWER = 30
+_NEGATE_POWER = 70
+_INT64 = range(-(2**63), 2**63)
+# Deep trees would exhaust the interpreter's stack in the parser or the compiler; no honest
+# filter nests this far. Chains like "a eq 1 or a eq 2 or ..." deepen the tree without
+# nesting, hence the larger tree limit.
+MAX_NESTING = 100
+MAX_DEPTH = 200
+_NUMERIC_KINDS = frozenset({"integer", "decimal", "double"})
+
+
+def parse_filter(text: str) -> Node:
+    """Parse a ``$filter`` expression.
+
+    Args:
+        text: the URL-decoded value of the ``$filter`` query option.
+
+    Returns:
+        The root of the syntax tree.
+
+    Raises:
+        FilterError: the text is not a well-formed expression; ``position`` says where.
+    """
+    parser = Parser(text)
+    if parser.peek().kind == "end":
+        raise FilterError("empty expression", 0)
+    node = parser.expression()
+    parser.expect_end()
+    return node
+
+
+class Parser:
+    """Reads expressions from a token stream; also used by the ``$orderby`` parser."""
+
+    def __init__(self, text: str) -> None:
+        self.tokens = tokenize(text)
+        self.index = 0
+        self._depths: dict[int, int] = {}
+        self._nesting = 0
+
+    def peek(self) -> Token:
+        """Return the next token without consuming it."""
+        return self.tokens[self.index]
+
+    def advance(self) -> Token:
+        """Consume and return the next token."""
+        token = self.tokens[self.index]
+        if token.kind != "end":
+            self.index += 1
+        return token
+
+    def expect(self, kind: str, what: str) -> Token:
+        """Consume a token of ``kind`` or fail naming ``what`` was expected."""
+        token = self.peek()
+        if token.kind != kind:
+            raise FilterError(f"expected {what}, found {describe(token)}", token.position)
+        return self.advance()
+
+    def expect_end(self) -> None:
+        """Fail unless every token has been consumed."""
+        token = self.peek()
+        if token.kind != "end":
+            raise FilterError(
+                f"unexpected {describe(token)} after a complete expression", token.position
+            )
+
+    def expression(self, min_power: int = 0) -> Node:
+        """Parse an expression whose operators all bind tighter than ``min_power``."""
+        self._nesting += 1
+        if self._nesting > MAX_NESTING:
+            raise FilterError("expression nests too deeply", self.peek().position)
+        left = self._prefix()
+        while True:
+            token = self.peek()
+            power = _INFIX_POWER.get(token.text) if token.kind == "name" else None
+            if power is None or power <= min_power:
+                self._nesting -= 1
+                return left
+            self.advance()
+            right = self.expression(power)
+            left = self._built(Binary(token.text, left, right, token.position), left, right)
+
+    def _built(self, node: Node, *children: Node) -> Node:
+        depth = 1 + max((self._depths.get(id(child), 1) for child in children), default=0)
+        if depth > MAX_DEPTH:
+            raise FilterError("expression nests too deeply", node.position)
+        self._depths[id(node)] = depth
+        return node
+
+    def _prefix(self) -> Node:
+        token = self.advance()
+        if token.kind == "literal":
+            return self._literal(token, negative=False)
+        if token.kind == "(":
+            inner = self.expression()
+            self.expect(")", "')'")
+            return inner
+        if token.kind == "-":
+            return self._negation(token)
+        if token.kind == "name":
+            return self._name(token)
+        raise FilterError(f"expected an expression, found {describe(token)}", token.position)
+
+    def _literal(self, token: Token, *, negative: bool, position: int | None = None) -> Literal:
+        assert token.literal_kind is not None
+        value = token.value
+        if negative and isinstance(value, int | float | Decimal):
+            value = -value
+        if token.literal_kind == "integer" and value not in _INT64:
+            raise FilterError("integer is outside the 64-bit range", token.position)
+        start = token.position if position is None else position
+        return Literal(value, token.literal_kind, start)
+
+    def _negation(self, minus: Token) -> Node:
+        following = self.peek()
+        if following.kind == "literal" and following.literal_kind in _NUMERIC_KINDS:
+            self.advance()
+            return self._literal(following, negative=True, position=minus.position)
+        operand = self.expression(_NEGATE_POWER)
+        return self._built(Unary("neg", operand, minus.position), operand)
+
+    def _name(self, token: Token) -> Node:
+        name = token.text
+        if name == "not":
+            operand = self.expression(_NOT_POWER)
+            return self._built(Unary("not", operand, token.position), operand)
+        if name in ("true", "false"):
+            return Literal(name == "true", "boolean", token.position)
+        if name == "null":
+            return Literal(None, "null", token.position)
+        if self.peek().kind == "(":
+            return self._call(token)
+        if name in _INFIX_POWER:
+            raise FilterError(f"expected an expression, found '{name}'", token.position)
+        segments = [name]
+        while self.peek().kind == "/":
+            slash = self.advance()
+            segment = self.peek()
+            # Paths carry no spaces, so "Datastream/ eq 1" is a missing segment, not "eq".
+            if segment.kind != "name" or segment.position != slash.position + 1:
+                raise FilterError(
+                    f"expected a property name after '/', found {describe(segment)}",
+                    slash.position + 1,
+                )
+            segments.append(self.advance().text)
+        return Path(tuple(segments), token.position)
+
+    def _call(self, name: Token) -> Node:
+        if name.text not in ARITY:
+            raise FilterError(f"unknown function '{name.text}'", name.position)
+        self.advance()
+        args: list[Node] = []
+        if self.peek().kind != ")":
+            args.append(self.expression())
+            while self.peek().kind == ",":
+                self.advance()
+                args.append(self.expression())
+        self.expect(")", "',' or ')'")
+        low, high = ARITY[name.text]
+        if not low <= len(args) <= high:
+            raise FilterError(
+                f"{name.text}() takes {describe_arity(name.text)}, got {len(args)}",
+                name.position,
+            )
+        return self._built(Call(name.text, tuple(args), name.position), *args)
+
+
+def describe(token: Token) -> str:
+    """Name a token for an error message.
+
+    Args:
+        token: the token found where something else was expected.
+
+    Returns:
+        "the end of the expression" or the token's text in quotes.
+    """
+    return "the end of the expression" if token.kind == "end" else f"'{token.text}'"

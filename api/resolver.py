@@ -1,0 +1,63 @@
+"""What a property path of $filter or $orderby means in SQL, for one entity type.
+
+A path of properties of the entity itself is its column; a path through to-one navigation
+(an Observation's `Datastream/Thing/name`) becomes a scalar subquery along the joins.
+Filtering through a to-many navigation (a Thing's `Datastreams/name`) is not offered yet.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from api.entities import ENTITY_SETS, EntityType
+from api.odata import Column, FilterError
+
+_ALIAS = re.compile(r"\b([te])\.")
+_aliases = itertools.count(1)
+
+
+class EntityResolver:
+    """Resolves property paths relative to alias `e` of one entity type."""
+
+    def __init__(self, entity: EntityType) -> None:
+        self.entity = entity
+
+    def resolve(self, path: tuple[str, ...], position: int) -> Column:
+        """The column for `path`; FilterError naming the path if there is none."""
+        entity, alias = self.entity, "e"
+        tables: list[str] = []
+        joins: list[str] = []
+        for segment in path[:-1]:
+            nav = entity.navs.get(segment)
+            if nav is None:
+                raise FilterError(f"{entity.name} has no navigation property {segment!r}",
+                                  position)
+            if not nav.to_one:
+                raise FilterError(f"filtering through the collection {segment!r} is not "
+                                  "supported yet", position)
+            target = ENTITY_SETS[nav.target]
+            inner = f"f{next(_aliases)}"
+            tables.append(f"{target.table} {inner}")
+            joins.append(_rename(nav.join, inner, alias))
+            entity, alias = target, inner
+        column = _column(entity, path[-1], alias, position)
+        if not tables:
+            return column
+        return Column(f"(SELECT {column.sql} FROM {', '.join(tables)} "
+                      f"WHERE {' AND '.join(joins)} LIMIT 1)", column.type)
+
+
+def _column(entity: EntityType, name: str, alias: str, position: int) -> Column:
+    if name == "id":
+        return Column(f"{alias}.id", "integer")
+    prop = entity.props.get(name)
+    if prop is None:
+        raise FilterError(f"{entity.name} has no property {name!r}", position)
+    sql = prop.filter_sql or prop.sql
+    return Column(_rename(sql, alias, alias), prop.kind)  # type: ignore[arg-type]
+
+
+def _rename(sql: str, target: str, source: str) -> str:
+    """`sql` with alias t. → `target` and e. → `source`."""
+    return _ALIAS.sub(lambda m: f"{target if m[1] == 't' else source}.", sql)

@@ -1,0 +1,270 @@
+"""SQL shapes, parameters and type errors of the $filter compiler."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from api.odata import Column, FilterError, compile_filter, parse_filter
+from api.odata.functions import ARITY
+from api.odata.sqlfunctions import TRANSLATIONS
+
+COLUMNS = {
+    ("id",): Column("o.id", "integer"),
+    ("name",): Column("t.name", "string"),
+    ("description",): Column("t.description", "string"),
+    ("result",): Column("o.result_number", "number"),
+    ("active",): Column("t.active", "boolean"),
+    ("phenomenonTime",): Column("o.phenomenon_time", "datetime"),
+    ("location",): Column("l.location", "geometry"),
+    ("properties",): Column("t.properties", "json"),
+    ("Datastream", "Thing", "name"): Column("th.name", "string"),
+    ("Datastream", "properties"): Column("ds.properties", "json"),
+    ("total",): Column("o.a + o.b", "number"),
+}
+
+
+class FakeResolver:
+    """Knows a fixed set of columns and records what it was asked."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, ...]] = []
+
+    def resolve(self, path: tuple[str, ...], position: int) -> Column:
+        self.asked.append(path)
+        if path not in COLUMNS:
+            raise FilterError(f"unknown property '{'/'.join(path)}'", position)
+        return COLUMNS[path]
+
+
+def sql_of(text: str, start: int = 1) -> tuple[str, list[object]]:
+    sql, params = compile_filter(parse_filter(text), FakeResolver(), start)
+    return sql, params
+
+
+def compile_error(text: str) -> FilterError:
+    with pytest.raises(FilterError) as caught:
+        sql_of(text)
+    return caught.value
+
+
+@pytest.mark.parametrize(("op", "sql_op"), [
+    ("eq", "="), ("ne", "IS DISTINCT FROM"), ("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<="),
+])
+def test_each_comparison_maps_to_its_sql_operator(op: str, sql_op: str) -> None:
+    assert sql_of(f"result {op} 5") == (f"(o.result_number {sql_op} $1::bigint)", [5])
+
+
+@pytest.mark.parametrize(("text", "sql", "params"), [
+    ("id add 2 eq 3", "((o.id + $1::bigint) = $2::bigint)", [2, 3]),
+    ("id sub 2 eq 3", "((o.id - $1::bigint) = $2::bigint)", [2, 3]),
+    ("result mul 2.5 gt 3", "((o.result_number * $1::numeric) > $2::bigint)", [Decimal("2.5"), 3]),
+    ("id div 2 eq 1.5",
+     "(((o.id)::float8 / NULLIF($1::bigint, 0)) = $2::numeric)", [2, Decimal("1.5")]),
+    ("id mod 2 eq 1", "((o.id % NULLIF($1::bigint, 0)) = $2::bigint)", [2, 1]),
+    ("result mod 2 eq 1",
+     "(mod((o.result_number)::numeric, NULLIF(($1::bigint)::numeric, 0)) = $2::bigint)", [2, 1]),
+    ("-result lt 1e2", "((-o.result_number) < $1::float8)", [100.0]),
+])
+def test_arithmetic_compiles_with_parameters(text: str, sql: str, params: list[object]) -> None:
+    assert sql_of(text) == (sql, params)
+
+
+def test_logical_operators_keep_precedence_in_parentheses() -> None:
+    sql, params = sql_of("id eq 1 or id eq 2 and not active")
+    assert sql == "((o.id = $1::bigint) OR ((o.id = $2::bigint) AND (t.active IS NOT TRUE)))"
+    assert params == [1, 2]
+
+
+def test_placeholders_start_after_those_the_caller_already_has() -> None:
+    assert sql_of("name eq 'a' and id gt 3", start=4) == (
+        "((t.name = $4::text) AND (o.id > $5::bigint))", ["a", 3]
+    )
+
+
+@pytest.mark.parametrize(("text", "sql"), [
+    ("name eq null", "(t.name IS NULL)"),
+    ("null ne name", "(t.name IS NOT NULL)"),
+    ("properties/owner eq null", "((t.properties) #>> $1::text[]) IS NULL)"),
+])
+def test_comparison_with_null_becomes_is_null(text: str, sql: str) -> None:
+    assert sql_of(text)[0].endswith(sql)
+
+
+def test_datetime_literal_travels_as_an_aware_datetime_parameter() -> None:
+    sql, params = sql_of("phenomenonTime ge 2026-10-01T08:00:00+01:00")
+    assert sql == "(o.phenomenon_time >= $1::timestamptz)"
+    assert params == [dt.datetime(2026, 10, 1, 7, tzinfo=dt.UTC)]
+    assert isinstance(params[0], dt.datetime)
+    assert params[0].tzinfo is not None
+
+
+def test_datetime_arithmetic_with_durations() -> None:
+    assert sql_of("phenomenonTime gt now() sub duration'PT1H'") == (
+        "(o.phenomenon_time > (now() - $1::interval))", [dt.timedelta(hours=1)]
+    )
+
+
+def test_path_across_relations_uses_the_resolved_column() -> None:
+    assert sql_of("Datastream/Thing/name eq 'Lund'") == ("(th.name = $1::text)", ["Lund"])
+
+
+def test_composite_column_expression_is_parenthesised() -> None:
+    assert sql_of("total gt 1")[0] == "((o.a + o.b) > $1::bigint)"
+
+
+def test_json_path_reads_text_with_the_keys_as_an_array_parameter() -> None:
+    assert sql_of("properties/owner/name eq 'Kim'") == (
+        "(((t.properties) #>> $1::text[]) = $2::text)", [["owner", "name"], "Kim"]
+    )
+
+
+def test_json_path_under_a_relation_is_found_by_its_json_prefix() -> None:
+    resolver = FakeResolver()
+    sql, params = compile_filter(parse_filter("Datastream/properties/unit eq 'C'"), resolver)
+    assert sql == "(((ds.properties) #>> $1::text[]) = $2::text)"
+    assert params == [["unit"], "C"]
+    assert resolver.asked[0] == ("Datastream", "properties", "unit")
+
+
+def test_json_compared_with_a_number_is_cast_only_when_it_holds_a_number() -> None:
+    sql, params = sql_of("properties/floor gt 2")
+    assert sql == (
+        "((CASE WHEN jsonb_typeof(((t.properties) #> $1::text[])) = 'number' "
+        "THEN (((t.properties) #> $1::text[]))::numeric END) > $2::bigint)"
+    )
+    assert params == [["floor"], 2]
+
+
+def test_json_value_alone_is_a_filter_when_it_holds_a_boolean() -> None:
+    sql, _ = sql_of("properties/public")
+    assert "jsonb_typeof(((t.properties) #> $1::text[])) = 'boolean'" in sql
+    assert sql.endswith("::boolean END)")
+
+
+@pytest.mark.parametrize(("text", "sql", "params"), [
+    ("substringof('ab', name)", "(strpos(t.name, $1::text) > 0)", ["ab"]),
+    ("contains(name, 'ab')", "(strpos(t.name, $1::text) > 0)", ["ab"]),
+    ("startswith(name, 'ab')", "starts_with(t.name, $1::text)", ["ab"]),
+    ("endswith(name, 'ab')", "(right(t.name, char_length($1::text)) = $1::text)", ["ab"]),
+    ("length(name) eq 3", "(char_length(t.name) = $1::bigint)", [3]),
+    ("indexof(name, 'b') eq 1", "((strpos(t.name, $1::text) - 1) = $2::bigint)", ["b", 1]),
+    ("substring(name, 1) eq 'b'", "(substr(t.name, ($1::bigint) + 1) = $2::text)", [1, "b"]),
+    ("substring(name, 1, 2) eq 'bc'",
+     "(substr(t.name, ($1::bigint) + 1, $2::bigint) = $3::text)", [1, 2, "bc"]),
+    ("tolower(name) eq 'a'", "(lower(t.name) = $1::text)", ["a"]),
+    ("toupper(name) eq 'A'", "(upper(t.name) = $1::text)", ["A"]),
+    ("trim(name) eq 'a'", "(btrim(t.name) = $1::text)", ["a"]),
+    ("concat(name, description) eq 'ab'", "((t.name || t.description) = $1::text)", ["ab"]),
+])
+def test_string_functions_compile_to_postgres(text: str, sql: str, params: list[object]) -> None:
+    assert sql_of(text) == (sql, params)
+
+
+@pytest.mark.parametrize(("function", "field"), [
+    ("year", "year"), ("month", "month"), ("day", "day"), ("hour", "hour"), ("minute", "minute"),
+])
+def test_date_parts_are_extracted_in_utc(function: str, field: str) -> None:
+    sql, _ = sql_of(f"{function}(phenomenonTime) eq 1")
+    assert sql == (
+        f"(CAST(extract({field} from (o.phenomenon_time) AT TIME ZONE 'UTC') AS integer)"
+        " = $1::bigint)"
+    )
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("second(phenomenonTime) eq 1", "CAST(floor(extract(second from (o.phenomenon_time) AT TIME"),
+    ("fractionalseconds(phenomenonTime) lt 0.5", "- floor(extract(second from"),
+    ("date(phenomenonTime) eq 2026-10-01", "(CAST((o.phenomenon_time) AT TIME ZONE 'UTC' AS date)"),
+    ("time(phenomenonTime) lt 08:00:00", "(CAST((o.phenomenon_time) AT TIME ZONE 'UTC' AS time)"),
+    ("totaloffsetminutes(phenomenonTime) eq 0", "ELSE 0 END"),
+    ("phenomenonTime lt now()", "< now())"),
+    ("phenomenonTime gt mindatetime()", "'0001-01-01T00:00:00Z'::timestamptz"),
+    ("phenomenonTime lt maxdatetime()", "'9999-12-31T23:59:59.999999Z'::timestamptz"),
+    ("round(result) eq 2", "(round(o.result_number) ="),
+    ("floor(result) eq 2", "(floor(o.result_number) ="),
+    ("ceiling(result) eq 2", "(ceiling(o.result_number) ="),
+])
+def test_date_and_math_functions_compile_to_postgres(text: str, fragment: str) -> None:
+    assert fragment in sql_of(text)[0]
+
+
+@pytest.mark.parametrize(("function", "postgis"), [
+    ("geo.intersects", "ST_Intersects"), ("st_equals", "ST_Equals"),
+    ("st_disjoint", "ST_Disjoint"), ("st_touches", "ST_Touches"), ("st_within", "ST_Within"),
+    ("st_overlaps", "ST_Overlaps"), ("st_crosses", "ST_Crosses"),
+    ("st_intersects", "ST_Intersects"), ("st_contains", "ST_Contains"),
+])
+def test_spatial_predicates_compile_to_postgis(function: str, postgis: str) -> None:
+    sql, params = sql_of(f"{function}(location, geography'POINT(18.05 59.33)')")
+    assert sql == f"{postgis}(l.location, ST_GeomFromText($1::text, 4326))"
+    assert params == ["POINT(18.05 59.33)"]
+
+
+def test_spatial_measures_and_relate_compile_to_postgis() -> None:
+    assert sql_of("geo.distance(location, geometry'POINT(1 2)') lt 0.5")[0] == (
+        "(ST_Distance(l.location, ST_GeomFromText($1::text, 4326)) < $2::numeric)"
+    )
+    assert sql_of("geo.length(location) gt 1")[0] == "(ST_Length(l.location) > $1::bigint)"
+    assert sql_of("st_relate(location, geometry'POINT(1 2)', 'T********')") == (
+        "ST_Relate(l.location, ST_GeomFromText($1::text, 4326), $2::text)",
+        ["POINT(1 2)", "T********"],
+    )
+
+
+def test_every_parsed_function_has_a_translation() -> None:
+    assert set(ARITY) == set(TRANSLATIONS)
+
+
+@pytest.mark.parametrize("hostile", [
+    "x'); DROP TABLE things; --",
+    "$1",
+    "name",
+    "t.name = t.name OR TRUE",
+    "'' OR 1=1",
+])
+def test_user_strings_reach_sql_only_as_parameters(hostile: str) -> None:
+    quoted = "'" + hostile.replace("'", "''") + "'"
+    sql, params = sql_of(
+        f"name eq {quoted} or contains(description, {quoted}) or properties/{'k'} eq {quoted}"
+    )
+    assert sql == (
+        "(((t.name = $1::text) OR (strpos(t.description, $2::text) > 0))"
+        " OR (((t.properties) #>> $3::text[]) = $4::text))"
+    )
+    assert params == [hostile, hostile, ["k"], hostile]
+
+
+def test_json_keys_reach_sql_only_as_parameters() -> None:
+    sql, params = sql_of("properties/DROP/TABLE eq 1")
+    assert "DROP" not in sql
+    assert params[0] == ["DROP", "TABLE"]
+
+
+@pytest.mark.parametrize(("text", "position", "fragment"), [
+    ("name add 1 eq 2", 0, "'add' needs a number, got a string"),
+    ("id add 'x' eq 2", 7, "'add' needs a number, got a string"),
+    ("length(5) eq 1", 7, "length() needs a string, got an integer"),
+    ("substring(name, 'a') eq 'b'", 16, "needs an integer"),
+    ("year(name) eq 1", 5, "year() needs a date or a datetime, got a string"),
+    ("hour(date(phenomenonTime)) eq 1", 5, "needs a datetime or a time"),
+    ("geo.distance(name, location) lt 1", 13, "needs a geometry"),
+    ("name eq 1", 5, "cannot compare a string with an integer"),
+    ("phenomenonTime gt 2026-10-01", 15, "cannot compare a datetime with a date"),
+    ("active gt false", 7, "'gt' cannot order a boolean"),
+    ("location eq geometry'POINT(1 2)'", 9, "st_equals"),
+    ("name gt null", 5, "use eq or ne"),
+    ("not name", 4, "not needs a boolean, got a string"),
+    ("id eq 1 and name", 12, "and needs a boolean"),
+    ("id add 1", 3, "a filter needs a boolean, got an integer"),
+    ("properties/since gt 2026-01-01T00:00:00Z", 17, "JSON value compares only"),
+    ("nope eq 1", 0, "unknown property 'nope'"),
+    ("id eq 1 or Datastream/Thing/nope eq 1", 11, "unknown property 'Datastream/Thing/nope'"),
+    ("-name eq 1", 1, "unary minus needs a number"),
+])
+def test_type_errors_are_found_before_the_database(
+    text: str, position: int, fragment: str
+) -> None:
+    error = compile_error(text)
+    assert fragment in error.message
+    assert error.position == position

@@ -1,0 +1,143 @@
+"""$orderby parsing and compiling, and $expand / $select splitting."""
+
+import pytest
+
+from api.odata import (
+    Column,
+    Expansion,
+    FilterError,
+    ODataError,
+    QueryOptionError,
+    compile_orderby,
+    parse_expand,
+    parse_orderby,
+    parse_select,
+    split_top_level,
+)
+from api.odata.nodes import Call, Path
+
+COLUMNS = {
+    ("phenomenonTime",): Column("o.phenomenon_time", "datetime"),
+    ("result",): Column("o.result_number", "number"),
+    ("location",): Column("l.location", "geometry"),
+    ("properties",): Column("t.properties", "json"),
+}
+
+
+class FakeResolver:
+    def resolve(self, path: tuple[str, ...], position: int) -> Column:
+        if path not in COLUMNS:
+            raise FilterError(f"unknown property '{'/'.join(path)}'", position)
+        return COLUMNS[path]
+
+
+def test_orderby_reads_directions_defaulting_to_ascending() -> None:
+    items = parse_orderby("phenomenonTime desc, result,Thing/name asc")
+    assert [(item.expression, item.descending, item.position) for item in items] == [
+        (Path(("phenomenonTime",), 0), True, 0),
+        (Path(("result",), 21), False, 21),
+        (Path(("Thing", "name"), 28), False, 28),
+    ]
+
+
+def test_orderby_accepts_expressions() -> None:
+    (item,) = parse_orderby("year(phenomenonTime) desc")
+    assert isinstance(item.expression, Call)
+    assert item.descending
+
+
+def test_orderby_compiles_to_an_order_by_body_with_parameters() -> None:
+    items = parse_orderby("phenomenonTime desc, properties/rank, result")
+    assert compile_orderby(items, FakeResolver(), start=3) == (
+        "o.phenomenon_time DESC, ((t.properties) #> $3::text[]) ASC, o.result_number ASC",
+        [["rank"]],
+    )
+
+
+@pytest.mark.parametrize(("text", "position", "fragment"), [
+    ("", 0, "empty $orderby"),
+    ("result desc desc", 12, "unexpected 'desc'"),
+    ("result,", 7, "found the end"),
+    ("result sideways", 7, "unexpected 'sideways'"),
+])
+def test_orderby_syntax_errors_have_positions(text: str, position: int, fragment: str) -> None:
+    with pytest.raises(FilterError) as caught:
+        parse_orderby(text)
+    assert fragment in caught.value.message
+    assert caught.value.position == position
+
+
+def test_orderby_refuses_geometries() -> None:
+    with pytest.raises(FilterError, match="cannot order by geometry"):
+        compile_orderby(parse_orderby("result, location"), FakeResolver())
+
+
+def test_expand_splits_into_a_tree_of_navigations_and_options() -> None:
+    tree = parse_expand(
+        "Datastreams($select=name;$expand=Observations($top=1;$orderby=phenomenonTime desc)),"
+        "Locations"
+    )
+    assert tree == (
+        Expansion(
+            ("Datastreams",),
+            {"$select": "name"},
+            (Expansion(
+                ("Observations",), {"$top": "1", "$orderby": "phenomenonTime desc"}, (), 33
+            ),),
+            0,
+        ),
+        Expansion(("Locations",), {}, (), 84),
+    )
+
+
+def test_separators_inside_quotes_do_not_split() -> None:
+    (datastreams, thing) = parse_expand(
+        "Datastreams($filter=name eq 'a;b),(c' and x eq 'it''s'), Thing/Locations"
+    )
+    assert datastreams.options == {"$filter": "name eq 'a;b),(c' and x eq 'it''s'"}
+    assert thing.path == ("Thing", "Locations")
+    assert thing.position == 57
+
+
+def test_select_splits_into_paths() -> None:
+    assert parse_select("id, name,properties/owner, @iot.id") == (
+        ("id",), ("name",), ("properties", "owner"), ("@iot.id",),
+    )
+
+
+def test_split_top_level_reports_piece_positions() -> None:
+    assert split_top_level(" a(b,c) , d", ",") == [("a(b,c)", 1), ("d", 10)]
+
+
+@pytest.mark.parametrize(("text", "position", "fragment"), [
+    ("Datastreams($top=1", 11, "'(' is never closed"),
+    ("Datastreams)", 11, "')' without a matching '('"),
+    ("Datastreams($filter=name eq 'x)", 28, "unterminated string"),
+    ("", 0, "empty item in $expand"),
+    ("a,,b", 2, "empty item in $expand"),
+    ("Datastreams()", 12, "empty item in expand options"),
+    ("Datastreams($top=1)x", 19, "unexpected text after ')'"),
+    ("Datastreams($top)", 16, "expected '=' after $top"),
+    ("Datastreams($bottom=1)", 12, "unknown query option '$bottom'"),
+    ("Datastreams($top=1;$top=2)", 19, "$top is given twice"),
+    ("Datastreams($top=-1)", 17, "non-negative integer"),
+    ("Datastreams($count=maybe)", 19, "true or false"),
+    ("Datastreams($select=)", 20, "$select has no value"),
+    ("Data streams", 0, "is not a property name"),
+    ("Thing/9x", 6, "'9x' is not a property name"),
+    ("Locations,Locations", 10, "expanded twice"),
+    ("D($expand=Obs($top=1;$top=2))", 21, "$top is given twice"),
+])
+def test_expand_errors_have_positions(text: str, position: int, fragment: str) -> None:
+    with pytest.raises(QueryOptionError) as caught:
+        parse_expand(text)
+    assert fragment in caught.value.message
+    assert caught.value.position == position
+    assert isinstance(caught.value, ODataError)
+
+
+@pytest.mark.parametrize(("text", "position"), [("id,,name", 3), ("id,na me", 3), ("", 0)])
+def test_select_errors_have_positions(text: str, position: int) -> None:
+    with pytest.raises(QueryOptionError) as caught:
+        parse_select(text)
+    assert caught.value.position == position
