@@ -9,8 +9,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiomqtt
+import httpx
 import pytest
 
+from api.app import create_app
+from api.settings import ApiSettings
 from deploy.ports import free_port
 from devices.fleet import stockholm
 from devices.provision import provision
@@ -75,6 +78,16 @@ async def ingest(fleet_db: Any, ingest_settings: IngestSettings) -> AsyncIterato
     consumer, task = await start_consumer(ingest_settings)
     yield consumer
     await stop_consumer(consumer, task)
+
+
+@pytest.fixture
+async def client(fleet_db: Any, db_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """The readings API on this test's database (pages of 5), reached in process."""
+    app = create_app(ApiSettings(database_url=db_url, page_size=5))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://city") as c:
+            yield c
 
 
 class Publisher:

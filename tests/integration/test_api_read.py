@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from api.app import create_app
-from api.settings import ApiSettings
-
 T0 = "2026-09-21T10:00:00Z"
-
-
-@pytest.fixture
-async def client(fleet_db: Any, db_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(ApiSettings(database_url=db_url, page_size=5))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://city") as c:
-            yield c
 
 
 async def get(client: httpx.AsyncClient, url: str, status: int = 200) -> Any:
