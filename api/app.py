@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from api import extras, paths, query
+from api import expand, extras, paths, query
 from api.entities import ENTITY_SETS
 from api.errors import ApiError, NotFound
 from api.serialize import entity_json, value_json
@@ -105,6 +105,7 @@ async def read(path: str, request: Request, store: StoreDep) -> Response:
     settings: ApiSettings = request.app.state.settings
     opts = query.options(request.query_params, entity, settings.page_size,
                          settings.max_page_size)
+    expansions = expand.parse(request.query_params.get("$expand"))
     base = _base(request)
     if not resource.single:
         rows, total, more = await store.collection(resource, opts)
@@ -116,6 +117,7 @@ async def read(path: str, request: Request, store: StoreDep) -> Response:
                              for r in rows]
         else:
             body["value"] = [entity_json(r, entity, base, opts.select) for r in rows]
+            await _expand(store, entity, rows, body["value"], expansions, base, settings)
         if more:
             body["@iot.nextLink"] = _next_link(request, opts.skip + opts.top)
         return JSONResponse(body)
@@ -130,7 +132,17 @@ async def read(path: str, request: Request, store: StoreDep) -> Response:
             return PlainTextResponse("" if value is None else
                                      value if isinstance(value, str) else json.dumps(value))
         return JSONResponse({resource.member: value})
-    return JSONResponse(entity_json(row, entity, base, opts.select))
+    single = entity_json(row, entity, base, opts.select)
+    await _expand(store, entity, [row], [single], expansions, base, settings)
+    return JSONResponse(single)
+
+
+async def _expand(store: Store, entity: Any, rows: list[dict[str, Any]],
+                  out: list[dict[str, Any]], expansions: Any, base: str,
+                  settings: ApiSettings) -> None:
+    if expansions:
+        async with store.pool.acquire() as conn:
+            await expand.expand(conn, entity, rows, out, expansions, base, settings)
 
 
 def _next_link(request: Request, skip: int) -> str:

@@ -1,7 +1,8 @@
-"""Query options of a read request: $top, $skip, $count, $filter, $orderby, $select.
+"""Query options of a read request: $top, $skip, $count, $filter, $orderby, $select
+($expand is in api/expand.py).
 
-$expand and $resultFormat are not offered yet: a request that uses them gets 501, as the
-standard asks of a server that does not implement an option.
+$resultFormat is not offered yet: a request that uses it gets 501, as the standard asks of
+a server that does not implement an option.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ T = TypeVar("T")
 
 KNOWN = {"$top", "$skip", "$count", "$orderby", "$select", "$filter", "$expand",
          "$resultFormat"}
-NOT_YET = ("$expand", "$resultFormat")
+NOT_YET = ("$resultFormat",)
 
 
 def options(

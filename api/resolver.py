@@ -39,7 +39,7 @@ class EntityResolver:
             target = ENTITY_SETS[nav.target]
             inner = f"f{next(_aliases)}"
             tables.append(f"{target.table} {inner}")
-            joins.append(_rename(nav.join, inner, alias))
+            joins.append(rename(nav.join, inner, alias))
             entity, alias = target, inner
         column = _column(entity, path[-1], alias, position)
         if not tables:
@@ -55,9 +55,9 @@ def _column(entity: EntityType, name: str, alias: str, position: int) -> Column:
     if prop is None:
         raise FilterError(f"{entity.name} has no property {name!r}", position)
     sql = prop.filter_sql or prop.sql
-    return Column(_rename(sql, alias, alias), prop.kind)  # type: ignore[arg-type]
+    return Column(rename(sql, alias, alias), prop.kind)  # type: ignore[arg-type]
 
 
-def _rename(sql: str, target: str, source: str) -> str:
+def rename(sql: str, target: str, source: str) -> str:
     """`sql` with alias t. → `target` and e. → `source`."""
     return _ALIAS.sub(lambda m: f"{target if m[1] == 't' else source}.", sql)

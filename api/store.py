@@ -6,7 +6,6 @@ the request (ids, $top, $skip) travel as parameters.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,9 +16,7 @@ from api.errors import BadRequest
 from api.odata import ODataError, OrderItem, compile_filter, compile_orderby
 from api.odata.nodes import Node
 from api.paths import Resource, Step
-from api.resolver import EntityResolver
-
-_ALIAS = re.compile(r"\b([te])\.")
+from api.resolver import EntityResolver, rename
 
 
 @dataclass
@@ -57,7 +54,7 @@ def _conditions(steps: list[Step], k: int, alias: str, sql: Sql) -> str:
         parent = steps[k - 1]
         nav = parent.entity.navs[str(step.via)]
         parent_alias = f"p{k}"
-        join = _ALIAS.sub(lambda m: f"{alias if m[1] == 't' else parent_alias}.", nav.join)
+        join = rename(nav.join, alias, parent_alias)
         inner = _conditions(steps, k - 1, parent_alias, sql)
         parts.append(f"EXISTS (SELECT 1 FROM {parent.entity.table} {parent_alias} "
                      f"WHERE {join} AND {inner})")
@@ -75,30 +72,31 @@ def columns(entity: EntityType, select: list[str] | None) -> str:
 def where(resource: Resource, options: Options, sql: Sql) -> str:
     """The path's scope and the $filter, as one condition on alias `e`."""
     condition = scope(resource, sql)
+    extra = compiled_filter(resource.steps[-1].entity, options, sql)
+    return f"{condition} AND ({extra})" if extra else condition
+
+
+def compiled_filter(entity: EntityType, options: Options, sql: Sql) -> str | None:
+    """$filter as SQL on alias `e`, its parameters added to `sql`; None without one."""
     if options.filter is None:
-        return condition
-    text, params = _compiled(compile_filter, options.filter, resource, sql)
-    sql.params.extend(params)
-    return f"{condition} AND ({text})"
+        return None
+    return _compiled(compile_filter, options.filter, entity, sql)
 
 
-def order_by(resource: Resource, options: Options, sql: Sql) -> str:
+def compiled_order(entity: EntityType, options: Options, sql: Sql) -> str:
     """$orderby, then the id, so that pages do not overlap."""
-    entity = resource.steps[-1].entity
     if not options.order:
         return entity.default_order
-    text, params = _compiled(compile_orderby, options.order, resource, sql)
-    sql.params.extend(params)
-    return f"{text}, e.id"
+    return f"{_compiled(compile_orderby, options.order, entity, sql)}, e.id"
 
 
-def _compiled(compiler: Any, parsed: Any, resource: Resource, sql: Sql) -> tuple[str, list[Any]]:
+def _compiled(compiler: Any, parsed: Any, entity: EntityType, sql: Sql) -> str:
     try:
-        text, params = compiler(parsed, EntityResolver(resource.steps[-1].entity),
-                                start=len(sql.params) + 1)
+        text, params = compiler(parsed, EntityResolver(entity), start=len(sql.params) + 1)
     except ODataError as exc:
         raise BadRequest(str(exc), exc.position) from None
-    return text, list(params)
+    sql.params.extend(params)
+    return str(text)
 
 
 class Store:
@@ -119,7 +117,7 @@ class Store:
         sql = Sql()
         condition = where(resource, options, sql)
         text = (f"SELECT {columns(entity, options.select)} FROM {entity.table} e "
-                f"WHERE {condition} ORDER BY {order_by(resource, options, sql)} "
+                f"WHERE {condition} ORDER BY {compiled_order(entity, options, sql)} "
                 f"LIMIT {sql.param(options.top + 1)} OFFSET {sql.param(options.skip)}")
         count_sql = Sql()
         count_text = (f"SELECT count(*) FROM {entity.table} e "

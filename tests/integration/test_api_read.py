@@ -95,7 +95,7 @@ async def test_observations_come_back_with_their_results_and_times(
     ("/v1.1/Things?$frobnicate=1", 400, "bad_request"),
     ("/v1.1/Things(1)/Wheels", 404, "not_found"),
     ("/v1.1/Things/Datastreams", 400, "bad_request"),
-    ("/v1.1/Things?$expand=Datastreams", 501, "not_implemented"),
+    ("/v1.1/Things?$resultFormat=dataArray", 501, "not_implemented"),
     ("/v1.1/Things?$filter=name eq", 400, "bad_request"),
     ("/v1.1/Things?$filter=colour eq 'red'", 400, "bad_request"),
     ("/v1.1/Things?$filter=length(5) gt 1", 400, "bad_request"),
@@ -197,3 +197,44 @@ async def test_next_links_keep_the_filter_and_order(
         seen += [o["result"] for o in page["value"]]
         url = page.get("@iot.nextLink", "")
     assert seen == [float(v) for v in range(11, -1, -1)]
+
+
+async def test_expand_nests_related_entities_with_their_own_options(
+    client: httpx.AsyncClient, fleet_db: Any
+) -> None:
+    ds_id = await _seed_hour(fleet_db)
+    url = ("/v1.1/Things?$filter=name eq 'Hornsgatan 108'&$select=name"
+           "&$expand=Datastreams($select=name;$filter=id eq " + str(ds_id) +
+           ";$expand=Observations($top=2;$orderby=phenomenonTime desc;$select=result),"
+           "Sensor($select=name)),Locations")
+    body = await get(client, url)
+    thing = body["value"][0]
+    assert thing["name"] == "Hornsgatan 108"
+    assert thing["Locations"][0]["location"]["type"] == "Point"
+    (stream,) = thing["Datastreams"]
+    assert stream["name"] == "Hornsgatan 108 – NO2"
+    assert stream["Observations"] == [{"result": 119.0}, {"result": 118.0}]
+    assert stream["Sensor"] == {"name": "Air-quality monitoring station"}
+
+
+async def test_expand_applies_top_to_each_parent_and_a_path_expands_each_level(
+    client: httpx.AsyncClient,
+) -> None:
+    body = await get(client, "/v1.1/Things?$top=3&$expand=Datastreams($top=2)")
+    assert [len(t["Datastreams"]) for t in body["value"]] == [2, 2, 2]
+    body = await get(client, "/v1.1/Things?$top=2&$expand=Datastreams/Sensor")
+    assert [len(t["Datastreams"]) for t in body["value"]] == [5, 5]  # the page size
+    assert all(d["Sensor"]["name"] for t in body["value"] for d in t["Datastreams"])
+
+
+async def test_a_to_one_expansion_is_an_object(client: httpx.AsyncClient) -> None:
+    body = await get(client, "/v1.1/Datastreams?$top=1&$expand=Thing($select=name)")
+    assert set(body["value"][0]["Thing"]) == {"name"}
+
+
+@pytest.mark.parametrize("expand", [
+    "Wheels", "Datastreams(", "Datastreams($top=x)", "Datastreams($filter=colour eq 1)",
+])
+async def test_a_bad_expand_is_a_400(client: httpx.AsyncClient, expand: str) -> None:
+    body = await get(client, f"/v1.1/Things?$expand={expand}", 400)
+    assert body["code"] == "bad_request"

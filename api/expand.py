@@ -1,0 +1,95 @@
+"""$expand: related entities inline, with their own query options, to any depth.
+
+Each expanded navigation costs one query for the whole page of parents, never one per
+parent: the related rows of all parents come together, numbered per parent by a window
+function so that a nested `$top`/`$skip` applies to each parent on its own.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from api import query
+from api.entities import ENTITY_SETS, EntityType
+from api.errors import BadRequest
+from api.odata import Expansion, ODataError, parse_expand
+from api.resolver import rename
+from api.serialize import entity_json
+from api.store import Options, Sql, columns, compiled_filter, compiled_order
+
+MAX_DEPTH = 5
+
+
+def parse(raw: str | None) -> tuple[Expansion, ...]:
+    """The $expand option as a tree; 400 on malformed text."""
+    if raw is None:
+        return ()
+    try:
+        return _flatten(parse_expand(raw))
+    except ODataError as exc:
+        raise BadRequest(f"$expand: {exc}", exc.position) from None
+
+
+def _flatten(items: tuple[Expansion, ...]) -> tuple[Expansion, ...]:
+    """`Datastreams/Observations` is `Datastreams($expand=Observations)`."""
+    out = []
+    for item in items:
+        head, *rest = item.path
+        if rest:
+            inner = Expansion(tuple(rest), item.options, _flatten(item.expand), item.position)
+            out.append(Expansion((head,), {}, (inner,), item.position))
+        else:
+            out.append(Expansion((head,), item.options, _flatten(item.expand), item.position))
+    return tuple(out)
+
+
+async def expand(
+    conn: Any, entity: EntityType, rows: list[dict[str, Any]], out: list[dict[str, Any]],
+    items: tuple[Expansion, ...], base: str, settings: Any, depth: int = 0,
+) -> None:
+    """Add each expansion's related entities to `out` (the serialised `rows`), in place."""
+    if not items or not rows:
+        return
+    if depth >= MAX_DEPTH:
+        raise BadRequest(f"$expand nests deeper than {MAX_DEPTH} levels")
+    for item in items:
+        name = item.path[0]
+        nav = entity.navs.get(name)
+        if nav is None:
+            raise BadRequest(f"$expand: {entity.name} has no navigation property {name!r}",
+                             item.position)
+        target = ENTITY_SETS[nav.target]
+        options = query.options(item.options, target, settings.page_size,
+                                settings.max_page_size)
+        related = await _related(conn, entity, nav.join, target, [r["id"] for r in rows],
+                                 options)
+        for row, body in zip(rows, out, strict=True):
+            children = related.get(row["id"], [])
+            bodies = [entity_json(c, target, base, options.select) for c in children]
+            await expand(conn, target, children, bodies, item.expand, base, settings,
+                         depth + 1)
+            body[name] = (bodies[0] if bodies else None) if nav.to_one else bodies
+
+
+async def _related(
+    conn: Any, parent: EntityType, join: str, target: EntityType, parent_ids: list[int],
+    options: Options,
+) -> dict[int, list[dict[str, Any]]]:
+    sql = Sql()
+    ids = sql.param(parent_ids)
+    condition = compiled_filter(target, options, sql) or "TRUE"
+    order = compiled_order(target, options, sql)
+    first, last = sql.param(options.skip), sql.param(options.skip + options.top)
+    text = (
+        f"SELECT * FROM (SELECT p.id AS _parent, {columns(target, options.select)}, "
+        f"row_number() OVER (PARTITION BY p.id ORDER BY {order}) AS _n "
+        f"FROM {parent.table} p JOIN {target.table} e ON {rename(join, 'e', 'p')} "
+        f"WHERE p.id = ANY({ids}::bigint[]) AND ({condition})) x "
+        f"WHERE _n > {first} AND _n <= {last} ORDER BY _parent, _n"
+    )
+    related: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for record in await conn.fetch(text, *sql.params):
+        row = dict(record)
+        related[row.pop("_parent")].append(row)
+    return related
