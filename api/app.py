@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from api import expand, extras, paths, query
 from api.entities import ENTITY_SETS
-from api.errors import ApiError, NotFound
+from api.errors import ApiError, NotFound, TooSlow
 from api.serialize import entity_json, value_json
 from api.settings import ApiSettings
 from api.store import Store
@@ -44,8 +44,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10,
-                                         init=_init_connection)
+        pool = await asyncpg.create_pool(
+            settings.database_url, min_size=1, max_size=10, init=_init_connection,
+            server_settings={"statement_timeout": str(int(settings.statement_timeout_s * 1000))},
+        )
         app.state.store = Store(pool)
         try:
             yield
@@ -57,6 +59,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.settings = settings
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(asyncpg.QueryCanceledError, _too_slow)
     app.include_router(extras.router)
     app.add_api_route(f"/{VERSION}", service_root, methods=["GET"])
     app.add_api_route(f"/{VERSION}/{{path:path}}", read, methods=["GET"])
@@ -83,6 +86,10 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'][1:])}: {e['msg']}"
                          for e in exc.errors())
     return JSONResponse({"code": "bad_request", "message": problems}, status_code=400)
+
+
+async def _too_slow(request: Request, exc: asyncpg.QueryCanceledError) -> JSONResponse:
+    return await _api_error(request, TooSlow())
 
 
 def _base(request: Request) -> str:

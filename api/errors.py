@@ -3,7 +3,8 @@
 ApiError
  ├── BadRequest     a malformed path, query option or body (400)
  ├── NotFound       no such entity or path (404)
- └── NotImplemented a query option this server does not offer (501)
+ ├── NotImplemented a query option this server does not offer (501)
+ └── TooSlow        the query ran past the statement timeout (503)
 """
 
 from __future__ import annotations
@@ -39,3 +40,10 @@ class NotImplementedOption(ApiError):
 
     status = 501
     code = "not_implemented"
+
+
+class TooSlow(ApiError):
+    """The query took too long; narrow it (a shorter time range, a filter on a Datastream)."""
+
+    status = 503
+    code = "too_slow"

@@ -15,3 +15,4 @@ class ApiSettings(BaseSettings):
     api_port: int = 8080
     page_size: int = 100
     max_page_size: int = 10_000
+    statement_timeout_s: float = 30.0

@@ -7,6 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
+from api.app import create_app
+from api.settings import ApiSettings
+
 T0 = "2026-09-21T10:00:00Z"
 
 
@@ -238,3 +241,20 @@ async def test_a_to_one_expansion_is_an_object(client: httpx.AsyncClient) -> Non
 async def test_a_bad_expand_is_a_400(client: httpx.AsyncClient, expand: str) -> None:
     body = await get(client, f"/v1.1/Things?$expand={expand}", 400)
     assert body["code"] == "bad_request"
+
+
+async def test_a_query_past_the_statement_timeout_is_a_503_not_a_500(
+    fleet_db: Any, db_url: str
+) -> None:
+    ds_id = await fleet_db.fetchval("SELECT min(id) FROM datastreams")
+    await fleet_db.execute(  # enough rows that no scan of them ends within a millisecond
+        "INSERT INTO observations (phenomenon_time, datastream_id, result_number) "
+        "SELECT '2026-01-01'::timestamptz + make_interval(secs => s), $1, s "
+        "FROM generate_series(1, 200000) s", ds_id)
+    app = create_app(ApiSettings(database_url=db_url, statement_timeout_s=0.001))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://city") as slow:
+            body = await get(slow, "/v1.1/Observations?$count=true&$filter=result mod 7 eq 3",
+                             503)
+    assert body["code"] == "too_slow"
