@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from api import expand, extras, paths, query
+from api import expand, extras, formats, paths, query
 from api.entities import ENTITY_SETS
 from api.errors import ApiError, NotFound, TooSlow
 from api.serialize import entity_json, value_json
@@ -113,20 +113,24 @@ async def read(path: str, request: Request, store: StoreDep) -> Response:
     opts = query.options(request.query_params, entity, settings.page_size,
                          settings.max_page_size)
     expansions = expand.parse(request.query_params.get("$expand"))
+    result_format = request.query_params.get("$resultFormat")
+    formats.check(result_format, entity)
     base = _base(request)
     if not resource.single:
         rows, total, more = await store.collection(resource, opts)
         body: dict[str, Any] = {}
         if total is not None:
             body["@iot.count"] = total
+        if more:
+            body["@iot.nextLink"] = _next_link(request, opts.skip + opts.top)
+        if result_format is not None:
+            return formats.render(result_format, entity, rows, opts.select, base, body)
         if resource.ref:
             body["value"] = [{"@iot.selfLink": f"{base}/{entity.set_name}({r['id']})"}
                              for r in rows]
         else:
             body["value"] = [entity_json(r, entity, base, opts.select) for r in rows]
             await _expand(store, entity, rows, body["value"], expansions, base, settings)
-        if more:
-            body["@iot.nextLink"] = _next_link(request, opts.skip + opts.top)
         return JSONResponse(body)
     row = await store.entity(resource, opts.select)
     if row is None:

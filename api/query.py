@@ -1,9 +1,5 @@
 """Query options of a read request: $top, $skip, $count, $filter, $orderby, $select
-($expand is in api/expand.py).
-
-$resultFormat is not offered yet: a request that uses it gets 501, as the standard asks of
-a server that does not implement an option.
-"""
+($expand is in api/expand.py, $resultFormat in api/formats.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from api.entities import EntityType
-from api.errors import BadRequest, NotImplementedOption
+from api.errors import BadRequest
 from api.odata import ODataError, parse_filter, parse_orderby
 from api.store import Options
 
@@ -19,7 +15,6 @@ T = TypeVar("T")
 
 KNOWN = {"$top", "$skip", "$count", "$orderby", "$select", "$filter", "$expand",
          "$resultFormat"}
-NOT_YET = ("$resultFormat",)
 
 
 def options(
@@ -34,9 +29,6 @@ def options(
     for name in query:
         if name.startswith("$") and name not in KNOWN:
             raise BadRequest(f"unknown query option {name!r}")
-    for name in NOT_YET:
-        if name in query:
-            raise NotImplementedOption(f"{name} is not implemented yet")
     top = _integer(query, "$top", page_size)
     if top > max_page_size:
         raise BadRequest(f"$top may be at most {max_page_size}")

@@ -62,10 +62,14 @@ def _conditions(steps: list[Step], k: int, alias: str, sql: Sql) -> str:
 
 
 def columns(entity: EntityType, select: list[str] | None) -> str:
+    """The id, the selected properties, and for Observations their Datastream (which the
+    dataArray format groups by; it is not shown as a property)."""
     names = select if select is not None else list(entity.props)
     cols = ["e.id AS id"] + [
         f'{entity.props[n].sql} AS "{n}"' for n in names if n in entity.props
     ]
+    if entity.table == "observations":
+        cols.append("e.datastream_id AS _datastream")
     return ", ".join(cols)
 
 

@@ -98,7 +98,9 @@ async def test_observations_come_back_with_their_results_and_times(
     ("/v1.1/Things?$frobnicate=1", 400, "bad_request"),
     ("/v1.1/Things(1)/Wheels", 404, "not_found"),
     ("/v1.1/Things/Datastreams", 400, "bad_request"),
-    ("/v1.1/Things?$resultFormat=dataArray", 501, "not_implemented"),
+    ("/v1.1/Things?$resultFormat=dataArray", 400, "bad_request"),
+    ("/v1.1/Things?$resultFormat=GeoJSON", 400, "bad_request"),
+    ("/v1.1/Observations?$resultFormat=XML", 400, "bad_request"),
     ("/v1.1/Things?$filter=name eq", 400, "bad_request"),
     ("/v1.1/Things?$filter=colour eq 'red'", 400, "bad_request"),
     ("/v1.1/Things?$filter=length(5) gt 1", 400, "bad_request"),
@@ -258,3 +260,36 @@ async def test_a_query_past_the_statement_timeout_is_a_503_not_a_500(
             body = await get(slow, "/v1.1/Observations?$count=true&$filter=result mod 7 eq 3",
                              503)
     assert body["code"] == "too_slow"
+
+
+async def test_observations_as_a_data_array_grouped_by_datastream(
+    client: httpx.AsyncClient, fleet_db: Any
+) -> None:
+    ds_id = await _seed_hour(fleet_db)
+    body = await get(client, "/v1.1/Observations?$resultFormat=dataArray&$top=3&$count=true"
+                             "&$select=phenomenonTime,result&$orderby=phenomenonTime")
+    (group,) = body["value"]
+    assert group["Datastream@iot.navigationLink"].endswith(f"/Datastreams({ds_id})")
+    assert group["components"] == ["id", "phenomenonTime", "result"]
+    assert [row[1:] for row in group["dataArray"]] == [
+        ["2026-09-21T10:00:00Z", 0.0], ["2026-09-21T10:01:00Z", 1.0],
+        ["2026-09-21T10:02:00Z", 2.0]]
+    assert body["@iot.count"] == 120 and "@iot.nextLink" in body
+
+
+async def test_things_as_csv(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1.1/Things?$resultFormat=CSV&$select=name,properties"
+                                "&$orderby=name&$top=2")
+    assert response.headers["content-type"].startswith("text/csv")
+    lines = response.text.splitlines()
+    assert lines[0] == "id,name,properties"
+    assert lines[1].split(",", 1)[1] == 'E4/E20 Lilla Essingen,"{""site_role"": ""street""}"'
+
+
+async def test_locations_as_geojson(client: httpx.AsyncClient) -> None:
+    body = await get(client, "/v1.1/Locations?$resultFormat=GeoJSON&$top=100")
+    assert body["type"] == "FeatureCollection"
+    assert len(body["features"]) == 15
+    feature = body["features"][0]
+    assert feature["geometry"]["type"] == "Point"
+    assert set(feature["properties"]) >= {"name", "description"}
