@@ -85,7 +85,7 @@ async def _related(
     text = (
         f"SELECT p.id AS _parent, x.* FROM {parent.table} p CROSS JOIN LATERAL ("
         f"SELECT {columns(target, options.select)}, row_number() OVER (ORDER BY {order}) AS _n "
-        f"FROM {target.table} e WHERE {rename(join, 'e', 'p')} AND ({condition}) "
+        f"FROM {sql.from_(target)} WHERE {rename(join, 'e', 'p')} AND ({condition}) "
         f"ORDER BY {order} LIMIT {top} OFFSET {skip}) x "
         f"WHERE p.id = ANY({ids}::bigint[]) ORDER BY _parent, _n"
     )

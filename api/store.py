@@ -21,9 +21,15 @@ from api.resolver import EntityResolver, rename
 
 @dataclass
 class Sql:
-    """SQL text under construction and its parameters."""
+    """SQL text under construction: its parameters, and the joins its filter and order
+    need (by navigation path)."""
 
     params: list[Any] = field(default_factory=list)
+    joins: dict[tuple[str, ...], str] = field(default_factory=dict)
+
+    def from_(self, entity: EntityType) -> str:
+        """`table e` and the joins; call it after the filter and order are compiled."""
+        return " ".join([f"{entity.table} e", *self.joins.values()])
 
     def param(self, value: Any) -> str:
         self.params.append(value)
@@ -96,7 +102,8 @@ def compiled_order(entity: EntityType, options: Options, sql: Sql) -> str:
 
 def _compiled(compiler: Any, parsed: Any, entity: EntityType, sql: Sql) -> str:
     try:
-        text, params = compiler(parsed, EntityResolver(entity), start=len(sql.params) + 1)
+        text, params = compiler(parsed, EntityResolver(entity, sql.joins),
+                                start=len(sql.params) + 1)
     except ODataError as exc:
         raise BadRequest(str(exc), exc.position) from None
     sql.params.extend(params)
@@ -120,12 +127,14 @@ class Store:
         entity = resource.steps[-1].entity
         sql = Sql()
         condition = where(resource, options, sql)
-        text = (f"SELECT {columns(entity, options.select)} FROM {entity.table} e "
-                f"WHERE {condition} ORDER BY {compiled_order(entity, options, sql)} "
+        order = compiled_order(entity, options, sql)
+        text = (f"SELECT {columns(entity, options.select)} FROM {sql.from_(entity)} "
+                f"WHERE {condition} ORDER BY {order} "
                 f"LIMIT {sql.param(options.top + 1)} OFFSET {sql.param(options.skip)}")
         count_sql = Sql()
-        count_text = (f"SELECT count(*) FROM {entity.table} e "
-                      f"WHERE {where(resource, options, count_sql)}")
+        count_condition = where(resource, options, count_sql)
+        count_text = (f"SELECT count(*) FROM {count_sql.from_(entity)} "
+                      f"WHERE {count_condition}")
         async with self.pool.acquire() as conn:
             try:
                 rows = [dict(r) for r in await conn.fetch(text, *sql.params)]
