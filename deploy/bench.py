@@ -22,10 +22,11 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -411,3 +412,97 @@ def _batch(ids: list[int], rows: int, start: float) -> Mapped:
         mapped.strings.append(None)
         mapped.booleans.append(None)
     return mapped
+
+
+API_QUERIES = [
+    ("service root", "/v1.1"),
+    ("newest 1,000 Observations of a Datastream",
+     "/v1.1/Datastreams({ds})/Observations?$orderby=phenomenonTime desc&$top=1000"),
+    ("a 24-hour window",
+     "/v1.1/Datastreams({ds})/Observations?$top=10000&$filter=phenomenonTime ge {day} and "
+     "phenomenonTime lt {next_day}"),
+    ("the whole period downsampled to hourly",
+     "/api/Datastreams({ds})/series?interval=1 hour&start={start}&end={end}"),
+    ("the whole period downsampled to daily",
+     "/api/Datastreams({ds})/series?interval=1 day&start={start}&end={end}"),
+    ("latest value of every Datastream", "/api/latest"),
+    ("$count on all Observations", "/v1.1/Observations?$count=true&$top=1"),
+    ("Things with Datastreams and their newest Observation",
+     "/v1.1/Things?$expand=Datastreams($expand=Observations($top=1;"
+     "$orderby=phenomenonTime desc))"),
+    ("a geo filter", "/v1.1/Locations?$filter=st_within(location, geography'POLYGON((18.0 "
+     "59.31, 18.06 59.31, 18.06 59.35, 18.0 59.35, 18.0 59.31))')"),
+]
+
+
+async def bench_api(
+    install: Postgres, days: int, repeat: int, say: Any
+) -> list[tuple[str, float, float]]:
+    """Seed `days` of one-minute data for the air-quality stations and time the API.
+
+    Args:
+        install: the PostgreSQL installation to start the stack with.
+        days: how much data to seed, ending now.
+        repeat: requests per query (medians and p99 over them).
+        say: prints one progress line.
+
+    Returns:
+        (query name, median ms, p99 ms) for each query of API_QUERIES.
+    """
+    state = _state_dir()
+    settings = StackSettings(state_dir=state, db_port=free_port(), mqtt_port=free_port(),
+                             api_port=free_port())
+    stack = LocalStack(settings, install)
+    await stack.start()
+    try:
+        conn = await connect(settings.database_url)
+        await provision(conn, fleet("stockholm"))
+        end = datetime.now(UTC).replace(second=0, microsecond=0)
+        start = end - timedelta(days=days)
+        streams = await conn.fetch(query("bench", "air_quality_streams"))
+        say(f"seeding {days} days of one-minute data for {len(streams)} air-quality "
+            f"datastreams ({len(streams) * days * 1440:,} observations)")
+        seeded = time.perf_counter()
+        for n, row in enumerate(streams, start=1):
+            await conn.execute(query("bench", "seed_minutes"), row["id"], start, end)
+            if n % 9 == 0:
+                say(f"  {n}/{len(streams)} datastreams")
+        await conn.execute("ANALYZE observations")
+        say(f"seeded in {time.perf_counter() - seeded:.0f} s")
+        stack.start_api()
+        values = {"ds": streams[0]["id"], "start": _iso(start), "end": _iso(end),
+                  "day": _iso(end - timedelta(days=1)), "next_day": _iso(end)}
+        results = []
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}",
+                                     timeout=60) as client:
+            for name, template in API_QUERIES:
+                url = template.format(**values)
+                times = await _time_requests(client, url, repeat)
+                results.append((name, statistics.median(times), _p99(times)))
+                say(f"  {name}: median {results[-1][1]:.1f} ms")
+        await conn.close()
+        return results
+    finally:
+        stack.stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+async def _time_requests(client: httpx.AsyncClient, url: str, repeat: int) -> list[float]:
+    await client.get(url)  # warm the caches once
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = await client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+        if response.status_code != 200:
+            raise RuntimeError(f"{url} answered {response.status_code}: {response.text}")
+    return times
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(len(ordered) * 0.99) - 1)]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")

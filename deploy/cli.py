@@ -24,7 +24,7 @@ from core.database import connect
 from core.errors import CoreError
 from core.migrations import migrate as apply_migrations
 from deploy import stack as stacks
-from deploy.bench import BenchOptions, bench_ingest, bench_write, report
+from deploy.bench import BenchOptions, bench_api, bench_ingest, bench_write, report
 from deploy.errors import DeployError
 from deploy.process import read_pid, tail
 from deploy.settings import StackSettings
@@ -382,6 +382,23 @@ def bench_ingest_command(readings: int, records_per_message: int, devices: int,
                            repeat, soak)
     measured = asyncio.run(bench_ingest(options, postgres, lambda line: log.info("%s", line)))
     click.echo(report(measured))
+
+
+@bench.command("api")
+@click.option("--days", default=30, show_default=True,
+              help="Days of one-minute data to seed for the air-quality stations (365: a year, "
+              "23.7 million observations).")
+@click.option("--repeat", default=30, show_default=True, help="Requests per query.")
+def bench_api_command(days: int, repeat: int) -> None:
+    """Latency of the readings API on a seeded database, median and p99 per query."""
+    postgres = installed_postgres()
+    if postgres is None:
+        raise click.ClickException("PostgreSQL is not installed; run `stadspuls setup`")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
+    results = asyncio.run(bench_api(postgres, days, repeat, lambda line: log.info("%s", line)))
+    click.echo(f"{'query':<56} {'median ms':>10} {'p99 ms':>8}")
+    for name, median, p99 in results:
+        click.echo(f"{name:<56} {median:>10.1f} {p99:>8.1f}")
 
 
 @bench.command("write")
