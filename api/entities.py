@@ -41,6 +41,9 @@ class EntityType:
     props: dict[str, Prop]
     navs: dict[str, Nav] = field(default_factory=dict)
     default_order: str = "e.id"
+    # What makes an order total after $orderby. For Observations (datastream, time) is
+    # unique and matches the index, which the id does not.
+    tiebreak: str = "e.id"
 
 
 def _geojson(column: str) -> Prop:
@@ -131,7 +134,7 @@ OBSERVATIONS = EntityType("Observation", "Observations", "observations", {
 }, {
     "Datastream": Nav("Datastreams", "t.id = e.datastream_id", to_one=True),
     "FeatureOfInterest": Nav("FeaturesOfInterest", "t.id = e.feature_id", to_one=True),
-}, default_order="e.phenomenon_time, e.datastream_id")
+}, default_order="e.phenomenon_time, e.datastream_id", tiebreak="e.datastream_id")
 
 FEATURES_OF_INTEREST = EntityType("FeatureOfInterest", "FeaturesOfInterest",
                                   "features_of_interest", {

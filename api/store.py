@@ -6,6 +6,7 @@ the request (ids, $top, $skip) travel as parameters.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,12 +60,21 @@ def _conditions(steps: list[Step], k: int, alias: str, sql: Sql) -> str:
     if k > 0:
         parent = steps[k - 1]
         nav = parent.entity.navs[str(step.via)]
+        foreign_key = _FOREIGN_KEY.match(nav.join)
+        if foreign_key and parent.entity_id is not None and k == 1:
+            # Datastreams(5)/Observations: the plain equality lets the planner walk the
+            # (datastream_id, phenomenon_time) index in order.
+            parts.append(f"{alias}.{foreign_key[1]} = {sql.param(parent.entity_id)}")
+            return " AND ".join(parts)
         parent_alias = f"p{k}"
         join = rename(nav.join, alias, parent_alias)
         inner = _conditions(steps, k - 1, parent_alias, sql)
         parts.append(f"EXISTS (SELECT 1 FROM {parent.entity.table} {parent_alias} "
                      f"WHERE {join} AND {inner})")
     return " AND ".join(parts) or "TRUE"
+
+
+_FOREIGN_KEY = re.compile(r"^t\.(\w+) = e\.id$")
 
 
 def columns(entity: EntityType, select: list[str] | None) -> str:
@@ -94,10 +104,10 @@ def compiled_filter(entity: EntityType, options: Options, sql: Sql) -> str | Non
 
 
 def compiled_order(entity: EntityType, options: Options, sql: Sql) -> str:
-    """$orderby, then the id, so that pages do not overlap."""
+    """$orderby, then a unique key, so that pages do not overlap."""
     if not options.order:
         return entity.default_order
-    return f"{_compiled(compile_orderby, options.order, entity, sql)}, e.id"
+    return f"{_compiled(compile_orderby, options.order, entity, sql)}, {entity.tiebreak}"
 
 
 def _compiled(compiler: Any, parsed: Any, entity: EntityType, sql: Sql) -> str:
