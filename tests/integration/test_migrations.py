@@ -31,13 +31,13 @@ async def test_a_migration_renamed_after_it_was_applied_is_refused(db: Any) -> N
         await migrate(db)
 
 
-async def test_observations_is_a_hypertable_with_one_day_chunks(db: Any) -> None:
+async def test_observations_is_a_hypertable_with_seven_day_chunks(db: Any) -> None:
     row = await db.fetchrow(
         "SELECT column_name, time_interval FROM timescaledb_information.dimensions "
         "WHERE hypertable_name = 'observations'"
     )
     assert row["column_name"] == "phenomenon_time"
-    assert row["time_interval"] == timedelta(days=1)
+    assert row["time_interval"] == timedelta(days=7)
 
 
 async def test_observations_keep_only_the_indexes_reads_need(db: Any) -> None:
