@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -20,7 +21,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from api import expand, extras, formats, paths, query
 from api.entities import ENTITY_SETS
-from api.errors import ApiError, NotFound, TooSlow
+from api.errors import ApiError, BadRequest, NotFound, TooSlow
 from api.serialize import entity_json, value_json
 from api.settings import ApiSettings
 from api.store import Store
@@ -60,6 +61,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(asyncpg.QueryCanceledError, _too_slow)
+    app.add_exception_handler(asyncpg.DataError, _unusable_value)
+    app.add_exception_handler(asyncpg.InvalidParameterValueError, _unusable_value)
     app.include_router(extras.router)
     app.add_api_route(f"/{VERSION}", service_root, methods=["GET"])
     app.add_api_route(f"/{VERSION}/{{path:path}}", read, methods=["GET"])
@@ -86,6 +89,13 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'][1:])}: {e['msg']}"
                          for e in exc.errors())
     return JSONResponse({"code": "bad_request", "message": problems}, status_code=400)
+
+
+async def _unusable_value(request: Request, exc: asyncpg.PostgresError) -> JSONResponse:
+    """A value the parser took but the database cannot use (an id past 64 bits, a date
+    out of range, a negative substring length)."""
+    return await _api_error(request, BadRequest(
+        f"the database cannot use a value of the request: {exc}"))
 
 
 async def _too_slow(request: Request, exc: asyncpg.QueryCanceledError) -> JSONResponse:
@@ -117,11 +127,13 @@ async def read(path: str, request: Request, store: StoreDep) -> Response:
     formats.check(result_format, entity)
     base = _base(request)
     if not resource.single:
-        rows, total, more = await store.collection(resource, opts)
+        read_opts = replace(opts, select=formats.needed_columns(result_format, entity,
+                                                                 opts.select))
+        rows, total, more = await store.collection(resource, read_opts)
         body: dict[str, Any] = {}
         if total is not None:
             body["@iot.count"] = total
-        if more:
+        if more and opts.top > 0:
             body["@iot.nextLink"] = _next_link(request, opts.skip + opts.top)
         if result_format is not None:
             return formats.render(result_format, entity, rows, opts.select, base, body)
@@ -132,7 +144,8 @@ async def read(path: str, request: Request, store: StoreDep) -> Response:
             body["value"] = [entity_json(r, entity, base, opts.select) for r in rows]
             await _expand(store, entity, rows, body["value"], expansions, base, settings)
         return JSONResponse(body)
-    row = await store.entity(resource, opts.select)
+    row = await store.entity(
+        resource, [resource.member] if resource.member is not None else opts.select)
     if row is None:
         raise NotFound(f"no {entity.name} at /{path}")
     if resource.ref:

@@ -134,7 +134,8 @@ OBSERVATIONS = EntityType("Observation", "Observations", "observations", {
 }, {
     "Datastream": Nav("Datastreams", "t.id = e.datastream_id", to_one=True),
     "FeatureOfInterest": Nav("FeaturesOfInterest", "t.id = e.feature_id", to_one=True),
-}, default_order="e.phenomenon_time, e.datastream_id", tiebreak="e.datastream_id")
+}, default_order="e.phenomenon_time, e.datastream_id",
+   tiebreak="e.datastream_id, e.phenomenon_time")
 
 FEATURES_OF_INTEREST = EntityType("FeatureOfInterest", "FeaturesOfInterest",
                                   "features_of_interest", {

@@ -34,6 +34,11 @@ def parse(raw: str | None) -> tuple[Expansion, ...]:
 
 def _flatten(items: tuple[Expansion, ...]) -> tuple[Expansion, ...]:
     """`Datastreams/Observations` is `Datastreams($expand=Observations)`."""
+    heads = [item.path[0] for item in items]
+    for item in items:
+        if heads.count(item.path[0]) > 1:
+            raise BadRequest(f"$expand names {item.path[0]!r} more than once; give its "
+                             "options and nested expansions in one place", item.position)
     out = []
     for item in items:
         head, *rest = item.path
@@ -65,12 +70,17 @@ async def expand(
                                 settings.max_page_size)
         related = await _related(conn, entity, nav.join, target, [r["id"] for r in rows],
                                  options)
+        # Every parent's children together, so the next level is again one query.
+        all_children: list[dict[str, Any]] = []
+        all_bodies: list[dict[str, Any]] = []
         for row, body in zip(rows, out, strict=True):
             children = related.get(row["id"], [])
             bodies = [entity_json(c, target, base, options.select) for c in children]
-            await expand(conn, target, children, bodies, item.expand, base, settings,
-                         depth + 1)
+            all_children += children
+            all_bodies += bodies
             body[name] = (bodies[0] if bodies else None) if nav.to_one else bodies
+        await expand(conn, target, all_children, all_bodies, item.expand, base, settings,
+                     depth + 1)
 
 
 async def _related(

@@ -40,9 +40,26 @@ def render(
     components = ["id", *[n for n in (select or entity.props) if n in entity.props]]
     if name == "dataArray":
         return JSONResponse({**_data_array(rows, components, base), **extra})
+    # CSV has no place for them in the body: count and next page travel as headers.
+    headers = {}
+    if "@iot.nextLink" in extra:
+        headers["Link"] = f'<{extra["@iot.nextLink"]}>; rel="next"'
+    if "@iot.count" in extra:
+        headers["X-Total-Count"] = str(extra["@iot.count"])
     if name == "CSV":
-        return Response(_csv(rows, components), media_type="text/csv; charset=utf-8")
-    return JSONResponse(_geojson(entity, rows, components), media_type="application/geo+json")
+        return Response(_csv(rows, components), media_type="text/csv; charset=utf-8",
+                        headers=headers)
+    return JSONResponse(_geojson(entity, rows, components), headers=headers,
+                        media_type="application/geo+json")
+
+
+def needed_columns(name: str | None, entity: EntityType,
+                   select: list[str] | None) -> list[str] | None:
+    """The properties to read: a GeoJSON feature needs its geometry even if not selected."""
+    if name != "GeoJSON" or select is None:
+        return select
+    geometry = GEOMETRY[entity.set_name]
+    return select if geometry in select else [*select, geometry]
 
 
 def _data_array(rows: list[dict[str, Any]], components: list[str], base: str) -> dict[str, Any]:

@@ -10,8 +10,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-import asyncpg
-
 from api.entities import ENTITY_SETS, EntityType
 from api.errors import BadRequest
 from api.odata import ODataError, OrderItem, compile_filter, compile_orderby
@@ -146,14 +144,9 @@ class Store:
         count_text = (f"SELECT count(*) FROM {count_sql.from_(entity)} "
                       f"WHERE {count_condition}")
         async with self.pool.acquire() as conn:
-            try:
-                rows = [dict(r) for r in await conn.fetch(text, *sql.params)]
-                total = (int(await conn.fetchval(count_text, *count_sql.params))
-                         if options.count else None)
-            except (asyncpg.DataError, asyncpg.InvalidParameterValueError) as exc:
-                # A value the parser took but the database cannot (a date out of range).
-                raise BadRequest(f"the database cannot use a value of the query: {exc}") \
-                    from None
+            rows = [dict(r) for r in await conn.fetch(text, *sql.params)]
+            total = (int(await conn.fetchval(count_text, *count_sql.params))
+                     if options.count else None)
         return rows[:options.top], total, len(rows) > options.top
 
     async def entity(self, resource: Resource, select: list[str] | None) -> dict[str, Any] | None:

@@ -186,7 +186,7 @@ def _option(option: str, at: int) -> tuple[str, str, int]:
     value, value_at = _stripped(value, value_at)
     if not value:
         raise QueryOptionError(f"{name} has no value", value_at)
-    if name in _COUNTS and not value.isdigit():
+    if name in _COUNTS and not (value.isascii() and value.isdigit()):
         raise QueryOptionError(f"{name} needs a non-negative integer", value_at)
     if name == "$count" and value not in ("true", "false"):
         raise QueryOptionError("$count needs true or false", value_at)

@@ -171,7 +171,9 @@ def _geo_length(args: list[Sql], at: int) -> Sql:
 def _relate(args: list[Sql], at: int) -> Sql:
     left, right = _geometries("st_relate", args[:2])
     pattern = as_text(args[2], "st_relate()").text
-    return Sql(f"ST_Relate({left}, {right}, {pattern})", "boolean", at)
+    # PostGIS fails the whole query on a malformed matrix; a bad pattern matches nothing.
+    return Sql(f"(CASE WHEN {pattern} ~ '^[TF012*]{{9}}$' "
+               f"THEN ST_Relate({left}, {right}, {pattern}) END)", "boolean", at)
 
 
 TRANSLATIONS: dict[str, Translation] = {

@@ -101,6 +101,10 @@ async def test_observations_come_back_with_their_results_and_times(
     ("/v1.1/Things?$resultFormat=dataArray", 400, "bad_request"),
     ("/v1.1/Things?$resultFormat=GeoJSON", 400, "bad_request"),
     ("/v1.1/Observations?$resultFormat=XML", 400, "bad_request"),
+    ("/v1.1/Things(9223372036854775808)", 400, "bad_request"),
+    ("/v1.1/Things?$top=\u00b2", 400, "bad_request"),
+    ("/v1.1/Things?$expand=Datastreams($skip=99999999999999999999)", 400, "bad_request"),
+    ("/v1.1/Things?$expand=Datastreams($top=1),Datastreams/Observations", 400, "bad_request"),
     ("/v1.1/Things?$filter=name eq", 400, "bad_request"),
     ("/v1.1/Things?$filter=colour eq 'red'", 400, "bad_request"),
     ("/v1.1/Things?$filter=length(5) gt 1", 400, "bad_request"),
@@ -173,6 +177,7 @@ async def test_bad_series_requests_get_json_errors(
     # would hold for none.
     ("/v1.1/Things?$filter=name eq 'Hornsgatan 108' or name eq 'x' and description eq 'nope'",
      1),
+    ("/v1.1/Locations?$filter=st_relate(location, geometry'POINT(18 59)', 'zzz')", 0),
     ("/v1.1/Locations?$filter=st_within(location, geography'POLYGON((18.0 59.31, "
      "18.06 59.31, 18.06 59.32, 18.0 59.32, 18.0 59.31))')", 4),
     ("/v1.1/Observations?$filter=result gt 100", 19),
@@ -293,3 +298,26 @@ async def test_locations_as_geojson(client: httpx.AsyncClient) -> None:
     feature = body["features"][0]
     assert feature["geometry"]["type"] == "Point"
     assert set(feature["properties"]) >= {"name", "description"}
+
+
+async def test_a_property_request_ignores_select_and_top_zero_has_no_next_link(
+    client: httpx.AsyncClient,
+) -> None:
+    body = await get(client, "/v1.1/Things?$top=1&$orderby=name")
+    thing = body["value"][0]["@iot.id"]
+    assert await get(client, f"/v1.1/Things({thing})/name?$select=description") == {
+        "name": "E4/E20 Lilla Essingen"}
+    empty = await get(client, "/v1.1/Things?$top=0&$count=true")
+    assert empty["value"] == [] and "@iot.nextLink" not in empty
+
+
+async def test_csv_pages_carry_count_and_next_link_in_headers_and_geojson_keeps_geometry(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/v1.1/Things?$resultFormat=CSV&$count=true")
+    assert response.headers["x-total-count"] == "15"
+    assert 'rel="next"' in response.headers["link"]
+    body = await get(client, "/v1.1/Locations?$resultFormat=GeoJSON&$select=name&$top=1")
+    feature = body["features"][0]
+    assert feature["geometry"]["type"] == "Point"
+    assert set(feature["properties"]) == {"name"}
