@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from api.odata import ColumnType
+
 
 @dataclass(frozen=True)
 class Prop:
@@ -17,7 +19,7 @@ class Prop:
     needs another expression than the output (a geometry, not its GeoJSON), that one."""
 
     sql: str
-    kind: str
+    kind: ColumnType
     filter_sql: str | None = None
 
 

@@ -3,7 +3,6 @@
 ApiError
  ├── BadRequest     a malformed path, query option or body (400)
  ├── NotFound       no such entity or path (404)
- ├── NotImplemented a query option this server does not offer (501)
  └── TooSlow        the query ran past the statement timeout (503)
 """
 
@@ -33,13 +32,6 @@ class NotFound(ApiError):
 
     status = 404
     code = "not_found"
-
-
-class NotImplementedOption(ApiError):
-    """This query option is not implemented."""
-
-    status = 501
-    code = "not_implemented"
 
 
 class TooSlow(ApiError):

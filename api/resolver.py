@@ -54,7 +54,7 @@ def _column(entity: EntityType, name: str, alias: str, position: int) -> Column:
     if prop is None:
         raise FilterError(f"{entity.name} has no property {name!r}", position)
     sql = prop.filter_sql or prop.sql
-    return Column(rename(sql, alias, alias), prop.kind)  # type: ignore[arg-type]
+    return Column(rename(sql, alias, alias), prop.kind)
 
 
 def rename(sql: str, target: str, source: str) -> str:

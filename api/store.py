@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from api.entities import ENTITY_SETS, EntityType
+from api.entities import EntityType
 from api.errors import BadRequest
 from api.odata import ODataError, OrderItem, compile_filter, compile_orderby
 from api.odata.nodes import Node
@@ -158,7 +158,3 @@ class Store:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(text, *sql.params)
         return dict(row) if row is not None else None
-
-
-def entity_type(name: str) -> EntityType:
-    return ENTITY_SETS[name]

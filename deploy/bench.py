@@ -19,7 +19,6 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -34,11 +33,12 @@ from core.database import connect
 from core.queries import query
 from deploy.ports import free_port, http_ok
 from deploy.settings import StackSettings
-from deploy.stack import LocalStack
+from deploy.stack import LocalStack, temporary_state_dir
 from deploy.system import Postgres
 from devices.fleet import fleet
 from devices.provision import provision
 from ingest.mapping import Mapped
+from ingest.settings import IngestSettings
 from ingest.writer import BatchWriter
 from simulators.load import LoadPlan, LoadResult, publish
 
@@ -100,7 +100,7 @@ async def bench_ingest(options: BenchOptions, install: Postgres, say: Any) -> In
         pipeline at half its sustained rate (for latency); the pipeline-to-ceiling ratio
         of each paired run; and ingest's memory over the soak, if one was asked for.
     """
-    state = _state_dir()
+    state = temporary_state_dir("stadspuls-bench-")
     settings = StackSettings(state_dir=state, db_port=free_port(), mqtt_port=free_port(),
                              ingest_metrics_port=free_port())
     stack = LocalStack(settings, install)
@@ -235,13 +235,6 @@ async def _soak(settings: StackSettings, conn: Any, devices: list[str], options:
     return samples
 
 
-def _state_dir() -> Path:
-    """A temporary state directory the services' unprivileged user can reach."""
-    state = Path(tempfile.mkdtemp(prefix="stadspuls-bench-"))
-    state.chmod(0o755)
-    return state
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
     process.terminate()
     try:
@@ -259,14 +252,16 @@ def _fresh_tag() -> str:
 
 def _start_ingest(settings: StackSettings, options: BenchOptions,
                   tag: str) -> subprocess.Popen[bytes]:
+    ingest = IngestSettings(
+        database_url=settings.database_url, mqtt_port=settings.mqtt_port,
+        mqtt_client_id=tag, topic_prefix=f"{tag}/",
+        ingest_metrics_port=settings.ingest_metrics_port,
+        write_method=options.write_method, batch_max_rows=options.batch_rows,
+    )
     log = settings.state_dir / "logs" / "bench-ingest.log"
     with log.open("ab") as out:
-        return subprocess.Popen([
-            sys.executable, "-m", "deploy", "ingest", "--database-url", settings.database_url,
-            "--mqtt-port", str(settings.mqtt_port), "--client-id", tag,
-            "--topic-prefix", f"{tag}/", "--metrics-port", str(settings.ingest_metrics_port),
-            "--write-method", options.write_method, "--batch-rows", str(options.batch_rows),
-        ], stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen([sys.executable, "-m", "deploy", *ingest.command()],
+                                stdout=out, stderr=subprocess.STDOUT)
 
 
 def _publish_in_process(port: int, plan: LoadPlan, rate: float | None) -> LoadResult:
@@ -375,7 +370,7 @@ async def bench_write(
         By method name: median seconds per batch, and median CPU seconds the writing
         process itself spent per batch (encoding; the rest is the server's).
     """
-    state = _state_dir()
+    state = temporary_state_dir("stadspuls-bench-")
     settings = StackSettings(state_dir=state, db_port=free_port(), mqtt_port=free_port())
     stack = LocalStack(settings, install)
     await stack.start()
@@ -405,12 +400,7 @@ async def bench_write(
 def _batch(ids: list[int], rows: int, start: float) -> Mapped:
     mapped = Mapped()
     for k in range(rows):
-        mapped.times.append(start + k // len(ids))
-        mapped.datastreams.append(ids[k % len(ids)])
-        mapped.numbers.append(20.0 + k % 97 * 0.25)
-        mapped.integers.append(None)
-        mapped.strings.append(None)
-        mapped.booleans.append(None)
+        mapped.add(start + k // len(ids), ids[k % len(ids)], number=20.0 + k % 97 * 0.25)
     return mapped
 
 
@@ -449,7 +439,7 @@ async def bench_api(
     Returns:
         (query name, median ms, p99 ms) for each query of API_QUERIES.
     """
-    state = _state_dir()
+    state = temporary_state_dir("stadspuls-bench-")
     settings = StackSettings(state_dir=state, db_port=free_port(), mqtt_port=free_port(),
                              api_port=free_port())
     stack = LocalStack(settings, install)

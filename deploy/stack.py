@@ -8,7 +8,9 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from core.database import connect, ensure_database
@@ -22,11 +24,20 @@ from deploy.postgres import PostgresServer, stop_orphan
 from deploy.process import ManagedProcess, as_user, read_pid, stop_pid
 from deploy.settings import StackSettings
 from deploy.system import SERVICE_USER, Postgres
+from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
 RUNTIME_FILE = "runtime.json"
 SUPERVISOR_PID = "stadspuls.pid"
+
+
+def temporary_state_dir(prefix: str) -> Path:
+    """A new temporary state directory that the services' unprivileged user can reach
+    (for benchmarks and tests, which start stacks of their own)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path.chmod(0o755)
+    return path
 
 
 def service_user() -> str | None:
@@ -86,11 +97,10 @@ class LocalStack:
         settings = self.settings
         ports.ensure_free(settings.ingest_metrics_port,
                           "STADSPULS_INGEST_METRICS_PORT or --ingest-metrics-port")
-        ingest = self._program("ingest", [
-            "ingest", "--database-url", settings.database_url,
-            "--mqtt-port", str(settings.mqtt_port),
-            "--metrics-port", str(settings.ingest_metrics_port),
-        ])
+        ingest = self._program("ingest", IngestSettings(
+            database_url=settings.database_url, mqtt_port=settings.mqtt_port,
+            ingest_metrics_port=settings.ingest_metrics_port,
+        ).command())
         ingest.wait_until(lambda: ports.http_ok(settings.ingest_metrics_port, "/healthz"), 60)
         log.info("ingest consuming; metrics on http://127.0.0.1:%d/metrics",
                  settings.ingest_metrics_port, extra={"action": "ingest_started"})
@@ -241,7 +251,7 @@ async def _database_detail(settings: StackSettings) -> str | None:
         f"TimescaleDB {versions.get('timescaledb', 'missing')}, "
         f"PostGIS {versions.get('postgis', 'missing')}, "
         f"{counts['things']} things, {counts['datastreams']} datastreams, "
-        f"{counts['observations']} observations"
+        f"about {counts['observations']:,} observations"
     )
 
 

@@ -20,7 +20,6 @@ import random
 import time
 from typing import Any
 
-import asyncpg
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -34,13 +33,10 @@ from ingest.metrics import IngestMetrics
 from ingest.mqtt import BufferedClient, LoopDriver
 from ingest.registry import RegistryWatch
 from ingest.settings import IngestSettings
-from ingest.writer import BatchWriter
+from ingest.writer import REFUSED_ROW_ERRORS, BatchWriter
 
 log = logging.getLogger(__name__)
 
-# Failures that mean some row of the batch is unacceptable to the database, not that the
-# database is away: the batch is then written row by row. Anything else is retried.
-REFUSED_ROW_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 
 def jittered(delay: float) -> float:

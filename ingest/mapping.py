@@ -46,6 +46,19 @@ class Mapped:
     rejects: list[Reject] = field(default_factory=list)
     only_numbers: bool = True  # every row's result is in `numbers`
 
+    def add(self, time: float, datastream: int, number: float | None = None,
+            integer: int | None = None, string: str | None = None,
+            boolean: bool | None = None) -> None:
+        """One row; its result in the one column its type chooses."""
+        self.times.append(time)
+        self.datastreams.append(datastream)
+        self.numbers.append(number)
+        self.integers.append(integer)
+        self.strings.append(string)
+        self.booleans.append(boolean)
+        if number is None:
+            self.only_numbers = False
+
 
 def sender(topic: str) -> tuple[str, str] | None:
     """("devices" | "gateways", id) for a topic ending in {kind}/{id}/senml, else None."""
@@ -102,7 +115,8 @@ def map_message(
         if device_topic and not name.startswith(DEVICE_PREFIX):
             name = own_prefix + name
         target = streams.get(name)
-        # The common case inline: a known datastream, its unit, a number, a sane time.
+        # The common case inline (Mapped.add spelled out: this runs for every reading): a
+        # known datastream, its unit, a number, a sane time.
         if (target is not None and (entry.unit is None or entry.unit == target.unit)
                 and entry.time <= latest and target.kind == "number"
                 and type(entry.value) in (float, int)
@@ -169,24 +183,15 @@ def _type_refusal(value: object, kind: str) -> str | None:
 
 
 def _append(out: Mapped, entry: senml.Resolved, target: Target) -> None:
-    value = entry.value
-    out.times.append(entry.time)
-    out.datastreams.append(target.datastream_id)
-    number = integer = string = boolean = None
+    value, at, datastream = entry.value, entry.time, target.datastream_id
     if type(value) is bool:
-        boolean = value
+        out.add(at, datastream, boolean=value)
     elif isinstance(value, str):
-        string = value
+        out.add(at, datastream, string=value)
     elif target.kind == "integer" or (target.kind == "any" and isinstance(value, int)):
-        integer = int(value)
+        out.add(at, datastream, integer=int(value))
     else:
-        number = float(value)
-    if number is None:
-        out.only_numbers = False
-    out.numbers.append(number)
-    out.integers.append(integer)
-    out.strings.append(string)
-    out.booleans.append(boolean)
+        out.add(at, datastream, number=float(value))
 
 
 def _device_of(name: str) -> str | None:

@@ -27,6 +27,18 @@ class IngestSettings(BaseSettings):
     ingest_metrics_port: int = 9108
     drain_timeout_s: float = 10.0
 
+    def command(self) -> list[str]:
+        """The `python -m deploy ingest …` arguments that run ingest with these settings."""
+        return [
+            "ingest", "--database-url", self.database_url,
+            "--mqtt-host", self.mqtt_host, "--mqtt-port", str(self.mqtt_port),
+            "--client-id", self.mqtt_client_id, "--topic-prefix", self.topic_prefix,
+            "--batch-rows", str(self.batch_max_rows), "--batch-age", str(self.batch_max_age_s),
+            "--receive-maximum", str(self.receive_maximum),
+            "--write-method", self.write_method,
+            "--metrics-port", str(self.ingest_metrics_port),
+        ]
+
     @property
     def subscriptions(self) -> list[str]:
         return [self.topic_prefix + t for t in self.topics]

@@ -18,6 +18,10 @@ import asyncpg
 from core.queries import query
 from ingest.mapping import Mapped, Reject
 
+# Errors that mean a row of the batch is unacceptable to the database, not that the
+# database is away.
+REFUSED_ROW_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
 STAGING_COLUMNS = [
     "phenomenon_time", "datastream_id", "result_number", "result_integer", "result_string",
     "result_boolean",
@@ -58,7 +62,7 @@ class BatchWriter:
                 try:
                     async with self.conn.transaction():
                         status = await self.conn.execute(insert, *row)
-                except (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
+                except REFUSED_ROW_ERRORS as exc:
                     refused.append(_refused_row(row, exc))
                     continue
                 stored += int(status.rsplit(" ", 1)[1])

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -21,18 +20,11 @@ from core.database import connect, quote_ident
 from core.queries import query
 from deploy.ports import free_port
 from deploy.settings import StackSettings, database_url
-from deploy.stack import LocalStack
+from deploy.stack import LocalStack, temporary_state_dir
 from deploy.system import Postgres, ensure_system
 
 TEMPLATE_DB = "stadspuls_template"
 _numbers = itertools.count(1)
-
-
-def make_state_dir() -> Path:
-    """A temporary state directory the services' unprivileged user can reach."""
-    path = Path(tempfile.mkdtemp(prefix="stadspuls-test-"))
-    path.chmod(0o755)
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +34,7 @@ def postgres_install() -> Postgres:
 
 @pytest.fixture(scope="session")
 async def stack(postgres_install: Postgres) -> AsyncIterator[LocalStack]:
-    state = make_state_dir()
+    state = temporary_state_dir("stadspuls-test-")
     settings = StackSettings(
         state_dir=state, db_port=free_port(), mqtt_port=free_port(), db_name=TEMPLATE_DB
     )
@@ -99,6 +91,6 @@ def topic_prefix() -> str:
 
 @pytest.fixture
 def state_dir() -> Iterator[Path]:
-    path = make_state_dir()
+    path = temporary_state_dir("stadspuls-test-")
     yield path
     shutil.rmtree(path, ignore_errors=True)

@@ -20,7 +20,6 @@ LiteralValue = (
 )
 
 COMPARISONS = frozenset({"eq", "ne", "gt", "ge", "lt", "le"})
-LOGICAL = frozenset({"and", "or"})
 ARITHMETIC = frozenset({"add", "sub", "mul", "div", "mod"})
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.database import connect
-from deploy.ports import free_port
+from deploy.ports import free_port, http_ok
 from deploy.settings import StackSettings
 from deploy.stack import LocalStack
 from deploy.system import Postgres
@@ -39,24 +39,12 @@ async def wait_count(db: Any, n: int, within: float = 60) -> None:
 
 
 async def healthy(port: int) -> bool:
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    except OSError:
-        return False
-    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-    status = await reader.readline()
-    writer.close()
-    return status.startswith(b"HTTP/1.1 200")
+    return await asyncio.to_thread(http_ok, port, "/healthz")
 
 
 async def ingest_process(settings: IngestSettings, log: Path) -> subprocess.Popen[bytes]:
     """`stadspuls ingest` in a subprocess, once it reports healthy (subscribed)."""
-    args = [
-        sys.executable, "-m", "deploy", "ingest", "--database-url", settings.database_url,
-        "--mqtt-port", str(settings.mqtt_port), "--client-id", settings.mqtt_client_id,
-        "--topic-prefix", settings.topic_prefix,
-        "--metrics-port", str(settings.ingest_metrics_port),
-    ]
+    args = [sys.executable, "-m", "deploy", *settings.command()]
     with log.open("ab") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT)
     await eventually(lambda: healthy(settings.ingest_metrics_port))

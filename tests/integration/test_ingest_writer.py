@@ -16,12 +16,7 @@ T0 = 1_790_000_000.0
 def batch(datastreams: list[int]) -> Mapped:
     mapped = Mapped()
     for k, datastream in enumerate(datastreams):
-        mapped.times.append(T0 + k)
-        mapped.datastreams.append(datastream)
-        mapped.numbers.append(float(k))
-        mapped.integers.append(None)
-        mapped.strings.append(None)
-        mapped.booleans.append(None)
+        mapped.add(T0 + k, datastream, number=float(k))
     return mapped
 
 

@@ -3,7 +3,6 @@
 import pytest
 
 from api.odata import (
-    Column,
     Expansion,
     FilterError,
     ODataError,
@@ -15,20 +14,7 @@ from api.odata import (
     split_top_level,
 )
 from api.odata.nodes import Call, Path
-
-COLUMNS = {
-    ("phenomenonTime",): Column("o.phenomenon_time", "datetime"),
-    ("result",): Column("o.result_number", "number"),
-    ("location",): Column("l.location", "geometry"),
-    ("properties",): Column("t.properties", "json"),
-}
-
-
-class FakeResolver:
-    def resolve(self, path: tuple[str, ...], position: int) -> Column:
-        if path not in COLUMNS:
-            raise FilterError(f"unknown property '{'/'.join(path)}'", position)
-        return COLUMNS[path]
+from tests.unit.odata_fakes import FakeResolver
 
 
 def test_orderby_reads_directions_defaulting_to_ascending() -> None:

@@ -11,7 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.odata import (
-    Column,
     FilterError,
     ODataError,
     compile_filter,
@@ -21,28 +20,13 @@ from api.odata import (
     parse_orderby,
     parse_select,
 )
+from tests.unit.odata_fakes import FakeResolver
 
 # No example database: the tests must not write into the working tree.
 FAST = settings(
     database=None, max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
-COLUMNS = {
-    ("id",): Column("o.id", "integer"),
-    ("name",): Column("t.name", "string"),
-    ("result",): Column("o.result_number", "number"),
-    ("active",): Column("t.active", "boolean"),
-    ("phenomenonTime",): Column("o.phenomenon_time", "datetime"),
-    ("location",): Column("l.location", "geometry"),
-    ("properties",): Column("t.properties", "json"),
-}
-
-
-class FakeResolver:
-    def resolve(self, path: tuple[str, ...], position: int) -> Column:
-        if path not in COLUMNS:
-            raise FilterError(f"unknown property '{'/'.join(path)}'", position)
-        return COLUMNS[path]
 
 
 TOKENS = [
