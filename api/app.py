@@ -25,6 +25,7 @@ from api.errors import ApiError, BadRequest, NotFound, TooSlow
 from api.serialize import entity_json, value_json
 from api.settings import ApiSettings
 from api.store import Store
+from core.notify import NullNotifier
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app = FastAPI(title="Stadspuls readings API", version="0.1.0", lifespan=lifespan,
                   openapi_url="/openapi.json")
     app.state.settings = settings
+    app.state.notifier = NullNotifier()
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _invalid)  # type: ignore[arg-type]
     app.add_exception_handler(asyncpg.QueryCanceledError, _too_slow)
