@@ -16,3 +16,11 @@ class ApiSettings(BaseSettings):
     page_size: int = 100
     max_page_size: int = 10_000
     statement_timeout_s: float = 30.0
+    # The broker for the SensorThings MQTT extension: notifications of committed changes and
+    # Observations created by clients. topic_prefix goes before every topic ("" in
+    # production; tests give each its own).
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 11883
+    mqtt_client_id: str = "stadspuls-api"
+    topic_prefix: str = ""
+    mqtt_enabled: bool = True
