@@ -11,6 +11,7 @@ import itertools
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,9 @@ async def stack(postgres_install: Postgres) -> AsyncIterator[LocalStack]:
     shutil.rmtree(state, ignore_errors=True)
 
 
-@pytest.fixture
-async def db_url(stack: LocalStack) -> AsyncIterator[str]:
-    """The URL of a fresh, migrated, empty database for this test alone."""
+@asynccontextmanager
+async def fresh_database(stack: LocalStack) -> AsyncIterator[str]:
+    """A fresh, migrated, empty database cloned from the template; its URL."""
     name = f"test_{next(_numbers)}_{uuid.uuid4().hex[:8]}"
     admin = await connect(stack.settings.admin_database_url)
     try:
@@ -68,6 +69,13 @@ async def db_url(stack: LocalStack) -> AsyncIterator[str]:
         await admin.execute(f"DROP DATABASE {quote_ident(name)} WITH (FORCE)")
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def db_url(stack: LocalStack) -> AsyncIterator[str]:
+    """The URL of a fresh, migrated, empty database for this test alone."""
+    async with fresh_database(stack) as url:
+        yield url
 
 
 @pytest.fixture
