@@ -3,18 +3,22 @@
 Each expanded navigation costs one query for the whole page of parents, never one per
 parent: a LATERAL subquery takes each parent's first `$top` related rows in order, which
 an index serves without reading the rest (the newest Observation of every Datastream reads
-one row each).
+one row each). It takes one row more than `$top` to know whether more follow: then the
+parent gets `<navigation>@iot.nextLink`, the related collection with the same options and
+the next `$skip`. With `$count=true` a second LATERAL in the same query counts each
+parent's related rows that pass the `$filter`, exactly, into `<navigation>@iot.count`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from api import query
 from api.entities import ENTITY_SETS, EntityType
-from api.errors import BadRequest
-from api.odata import Expansion, ODataError, parse_expand
+from api.errors import BadRequest, NotImplementedOption
+from api.odata import Expansion, ODataError, UnsupportedOption, parse_expand
 from api.resolver import rename
 from api.serialize import entity_json
 from api.store import Options, Sql, columns, compiled_filter, compiled_order
@@ -28,8 +32,22 @@ def parse(raw: str | None) -> tuple[Expansion, ...]:
         return ()
     try:
         return _flatten(parse_expand(raw))
+    except UnsupportedOption as exc:
+        raise NotImplementedOption(f"$expand: {exc}", exc.position) from None
     except ODataError as exc:
         raise BadRequest(f"$expand: {exc}", exc.position) from None
+
+
+def unparse(items: tuple[Expansion, ...]) -> str:
+    """The $expand text of `items`, for a next link."""
+    parts = []
+    for item in items:
+        options = [f"{name}={value}" for name, value in item.options.items()]
+        if item.expand:
+            options.append(f"$expand={unparse(item.expand)}")
+        inner = f"({';'.join(options)})" if options else ""
+        parts.append(f"{'/'.join(item.path)}{inner}")
+    return ",".join(parts)
 
 
 def _flatten(items: tuple[Expansion, ...]) -> tuple[Expansion, ...]:
@@ -48,6 +66,15 @@ def _flatten(items: tuple[Expansion, ...]) -> tuple[Expansion, ...]:
         else:
             out.append(Expansion((head,), item.options, _flatten(item.expand), item.position))
     return tuple(out)
+
+
+@dataclass
+class _Related:
+    """One parent's related rows, their count if asked for, and whether more follow."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    total: int = 0
+    more: bool = False
 
 
 async def expand(
@@ -74,34 +101,65 @@ async def expand(
         all_children: list[dict[str, Any]] = []
         all_bodies: list[dict[str, Any]] = []
         for row, body in zip(rows, out, strict=True):
-            children = related.get(row["id"], [])
-            bodies = [entity_json(c, target, base, options.select) for c in children]
-            all_children += children
+            got = related.get(row["id"], _Related())
+            bodies = [entity_json(c, target, base, options.select) for c in got.rows]
+            all_children += got.rows
             all_bodies += bodies
-            body[name] = (bodies[0] if bodies else None) if nav.to_one else bodies
+            if nav.to_one:
+                body[name] = bodies[0] if bodies else None
+                continue
+            if options.count:
+                body[f"{name}@iot.count"] = got.total
+            body[name] = bodies
+            if got.more and options.top > 0:
+                link = _next_query(item, options)
+                body[f"{name}@iot.nextLink"] = (
+                    f"{base}/{entity.set_name}({row['id']})/{name}?{link}")
         await expand(conn, target, all_children, all_bodies, item.expand, base, settings,
                      depth + 1)
+
+
+def _next_query(item: Expansion, options: Options) -> str:
+    params = {k: v for k, v in item.options.items() if k != "$skip"}
+    if item.expand:
+        params["$expand"] = unparse(item.expand)
+    params["$skip"] = str(options.skip + options.top)
+    return urlencode(params)
 
 
 async def _related(
     conn: Any, parent: EntityType, join: str, target: EntityType, parent_ids: list[int],
     options: Options,
-) -> dict[int, list[dict[str, Any]]]:
+) -> dict[int, _Related]:
     sql = Sql()
     ids = sql.param(parent_ids)
     condition = compiled_filter(target, options, sql) or "TRUE"
     order = compiled_order(target, options, sql)
-    top, skip = sql.param(options.top), sql.param(options.skip)
-    text = (
-        f"SELECT p.id AS _parent, x.* FROM {parent.table} p CROSS JOIN LATERAL ("
-        f"SELECT {columns(target, options.select)}, row_number() OVER (ORDER BY {order}) AS _n "
-        f"FROM {sql.from_(target)} WHERE {rename(join, 'e', 'p')} AND ({condition}) "
-        f"ORDER BY {order} LIMIT {top} OFFSET {skip}) x "
-        f"WHERE p.id = ANY({ids}::bigint[]) ORDER BY _parent, _n"
-    )
-    related: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    top, skip = sql.param(options.top + 1), sql.param(options.skip)
+    matching = f"FROM {sql.from_(target)} WHERE {rename(join, 'e', 'p')} AND ({condition})"
+    page = (f"SELECT {columns(target, options.select)}, "
+            f"row_number() OVER (ORDER BY {order}) AS _n {matching} "
+            f"ORDER BY {order} LIMIT {top} OFFSET {skip}")
+    if options.count:
+        # LEFT JOIN: a parent whose page is empty still has its count.
+        joined = (f"CROSS JOIN LATERAL (SELECT count(*) AS _total {matching}) c "
+                  f"LEFT JOIN LATERAL ({page}) x ON TRUE")
+        output = "p.id AS _parent, c._total, x.*"
+    else:
+        joined, output = f"CROSS JOIN LATERAL ({page}) x", "p.id AS _parent, x.*"
+    text = (f"SELECT {output} FROM {parent.table} p {joined} "
+            f"WHERE p.id = ANY({ids}::bigint[]) ORDER BY _parent, _n")
+    last = options.skip + options.top
+    related: dict[int, _Related] = {}
     for record in await conn.fetch(text, *sql.params):
         row = dict(record)
-        del row["_n"]
-        related[row.pop("_parent")].append(row)
+        got = related.setdefault(row.pop("_parent"), _Related())
+        got.total = int(row.pop("_total", 0))
+        position = row.pop("_n")
+        if row["id"] is None:
+            continue
+        if position > last:
+            got.more = True
+        else:
+            got.rows.append(row)
     return related

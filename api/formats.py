@@ -37,7 +37,9 @@ def render(
     base: str, extra: dict[str, Any],
 ) -> Response:
     """The page `rows` in format `name`; `extra` holds @iot.count and @iot.nextLink."""
-    components = ["id", *[n for n in (select or entity.props) if n in entity.props]]
+    # Without $select every property after the id; with it exactly what it names.
+    components = (["id", *entity.props] if select is None else
+                  [n for n in select if n == "id" or n in entity.props])
     if name == "dataArray":
         return JSONResponse({**_data_array(rows, components, base), **extra})
     # CSV has no place for them in the body: count and next page travel as headers.

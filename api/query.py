@@ -1,5 +1,10 @@
-"""Query options of a read request: $top, $skip, $count, $filter, $orderby, $select
-($expand is in api/expand.py, $resultFormat in api/formats.py)."""
+"""Query options of a read request: $top, $skip, $count, $filter, $orderby, $select and
+$skiptoken ($expand is in api/expand.py, $resultFormat in api/formats.py).
+
+As the standard asks, a $top above the largest page is cut to that page (a next link then
+leads on), and a system query option of OData that this server does not offer ($search,
+$apply, …) is answered with 501 Not Implemented.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,14 @@ from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 from api.entities import EntityType
-from api.errors import BadRequest
-from api.odata import ODataError, parse_filter, parse_orderby
+from api.errors import BadRequest, NotImplementedOption
+from api.odata import UNSUPPORTED, ODataError, parse_filter, parse_orderby
 from api.store import Options
 
 T = TypeVar("T")
 
 KNOWN = {"$top", "$skip", "$count", "$orderby", "$select", "$filter", "$expand",
-         "$resultFormat"}
+         "$resultFormat", "$skiptoken"}
 
 
 def options(
@@ -27,18 +32,18 @@ def options(
         NotImplementedOption: an option this server does not offer yet.
     """
     for name in query:
+        if name in UNSUPPORTED:
+            raise NotImplementedOption(f"the query option {name!r} is not offered")
         if name.startswith("$") and name not in KNOWN:
             raise BadRequest(f"unknown query option {name!r}")
-    top = _integer(query, "$top", page_size)
-    if top > max_page_size:
-        raise BadRequest(f"$top may be at most {max_page_size}")
     return Options(
-        top=top,
+        top=min(_integer(query, "$top", page_size), max_page_size),
         skip=_integer(query, "$skip", 0),
         count=_boolean(query, "$count"),
         filter=_parsed("$filter", query.get("$filter"), parse_filter),
         order=_parsed("$orderby", query.get("$orderby"), parse_orderby) or (),
         select=_select(query.get("$select"), entity),
+        skiptoken=query.get("$skiptoken"),
     )
 
 

@@ -1,7 +1,8 @@
 """Reading entities: the SQL for a resource path and its query options, run on the pool.
 
 Every piece of SQL text comes from the entity definitions in api/entities.py; values from
-the request (ids, $top, $skip) travel as parameters.
+the request (ids, $top, $skip, the key of a $skiptoken) travel as parameters. Options take
+effect in the standard's order: $filter, $count, $orderby, $skip, $top.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from api import counts, keyset
 from api.entities import EntityType
 from api.errors import BadRequest
 from api.odata import ODataError, OrderItem, compile_filter, compile_orderby
@@ -43,6 +45,18 @@ class Options:
     filter: Node | None
     order: tuple[OrderItem, ...]
     select: list[str] | None
+    skiptoken: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a collection: its rows, the total count if asked for, whether more rows
+    follow, and the $skiptoken of the next page where keyset paging serves the order."""
+
+    rows: list[dict[str, Any]]
+    total: int | None
+    more: bool
+    next_token: str | None = None
 
 
 def scope(resource: Resource, sql: Sql) -> str:
@@ -124,30 +138,51 @@ class Store:
     def __init__(self, pool: Any) -> None:
         self.pool = pool
 
-    async def collection(
-        self, resource: Resource, options: Options
-    ) -> tuple[list[dict[str, Any]], int | None, bool]:
+    async def collection(self, resource: Resource, options: Options,
+                         count_threshold: int) -> Page:
         """The page of entities the path and options address.
 
-        Returns:
-            The rows, the total count if asked for, and whether more rows follow.
+        Args:
+            resource: the parsed path, addressing a collection.
+            options: the query options.
+            count_threshold: up to this many rows $count is exact, above it estimated.
+
+        Raises:
+            BadRequest: the $skiptoken is malformed or the order does not take one.
         """
+        entity = resource.steps[-1].entity
+        keys = keyset.plan(entity, options.order)
+        if options.skiptoken is not None and keys is None:
+            raise BadRequest("$skiptoken pages Observations in the default order or by "
+                             "phenomenonTime or resultTime alone")
+        sql = Sql()
+        condition = where(resource, options, sql)
+        if keys is not None and options.skiptoken is not None:
+            condition = f"{condition} AND {keys.after(options.skiptoken, sql.param)}"
+        order = keys.order() if keys is not None else compiled_order(entity, options, sql)
+        hidden = f", {keys.columns()}" if keys is not None else ""
+        text = (f"SELECT {columns(entity, options.select)}{hidden} FROM {sql.from_(entity)} "
+                f"WHERE {condition} ORDER BY {order} "
+                f"LIMIT {sql.param(options.top + 1)} OFFSET {sql.param(options.skip)}")
+        async with self.pool.acquire() as conn:
+            # $top=0 asks for the count alone: no rows to read, and no next link.
+            rows = ([dict(r) for r in await conn.fetch(text, *sql.params)]
+                    if options.top > 0 else [])
+            total = (await self._count(conn, resource, options, count_threshold)
+                     if options.count else None)
+        page, more = rows[:options.top], len(rows) > options.top
+        token = keys.token(page[-1]) if keys is not None and more and page else None
+        return Page(page, total, more, token)
+
+    async def _count(self, conn: Any, resource: Resource, options: Options,
+                     threshold: int) -> int:
         entity = resource.steps[-1].entity
         sql = Sql()
         condition = where(resource, options, sql)
-        order = compiled_order(entity, options, sql)
-        text = (f"SELECT {columns(entity, options.select)} FROM {sql.from_(entity)} "
-                f"WHERE {condition} ORDER BY {order} "
-                f"LIMIT {sql.param(options.top + 1)} OFFSET {sql.param(options.skip)}")
-        count_sql = Sql()
-        count_condition = where(resource, options, count_sql)
-        count_text = (f"SELECT count(*) FROM {count_sql.from_(entity)} "
-                      f"WHERE {count_condition}")
-        async with self.pool.acquire() as conn:
-            rows = [dict(r) for r in await conn.fetch(text, *sql.params)]
-            total = (int(await conn.fetchval(count_text, *count_sql.params))
-                     if options.count else None)
-        return rows[:options.top], total, len(rows) > options.top
+        whole = (entity.set_name == "Observations" and len(resource.steps) == 1
+                 and resource.steps[0].entity_id is None and options.filter is None)
+        return await counts.count(conn, sql.from_(entity), condition, sql.params, threshold,
+                                  entity.table if whole else None)
 
     async def entity(self, resource: Resource, select: list[str] | None) -> dict[str, Any] | None:
         """The one entity the path addresses, or None."""

@@ -12,13 +12,21 @@ no tables; a ``Resolver`` supplied by the caller says what each property path me
 """
 
 from api.odata.compiler import CompiledSql, compile_filter
-from api.odata.errors import FilterError, ODataError, QueryOptionError
-from api.odata.options import Expansion, parse_expand, parse_select, split_top_level
-from api.odata.orderby import OrderItem, compile_orderby, parse_orderby
+from api.odata.errors import FilterError, ODataError, QueryOptionError, UnsupportedOption
+from api.odata.options import (
+    UNSUPPORTED,
+    Expansion,
+    parse_expand,
+    parse_select,
+    split_top_level,
+)
+from api.odata.orderby import OrderItem, compile_orderby, direction, parse_orderby
 from api.odata.parser import parse_filter
-from api.odata.resolver import Column, ColumnType, Resolver
+from api.odata.resolver import Collection, Column, ColumnType, Resolver
 
 __all__ = [
+    "UNSUPPORTED",
+    "Collection",
     "Column",
     "ColumnType",
     "CompiledSql",
@@ -28,8 +36,10 @@ __all__ = [
     "OrderItem",
     "QueryOptionError",
     "Resolver",
+    "UnsupportedOption",
     "compile_filter",
     "compile_orderby",
+    "direction",
     "parse_expand",
     "parse_filter",
     "parse_orderby",

@@ -4,6 +4,11 @@ Every value the client wrote travels as a ``$n`` parameter with an explicit cast
 SQL text holds only trusted column expressions, operators and function names. Types are
 checked on the way, so nonsense such as ``name add 1`` fails here with a position instead
 of in the database.
+
+A collection is tested in a subquery: ``Datastreams/any(d: d/name eq 'NO2')`` becomes
+``EXISTS (...)`` and ``all`` becomes ``NOT EXISTS (... a member that fails)``, so the
+filtered rows are never repeated. A comparison or function that reads a path through a
+collection (``Datastreams/name eq 'NO2'``) holds when some member satisfies it.
 """
 
 from __future__ import annotations
@@ -11,8 +16,20 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from api.odata import members
 from api.odata.errors import FilterError
-from api.odata.nodes import ARITHMETIC, COMPARISONS, Binary, Call, Literal, Node, Path, Unary
+from api.odata.nodes import (
+    ARITHMETIC,
+    COMPARISONS,
+    Binary,
+    Call,
+    In,
+    Lambda,
+    Literal,
+    Node,
+    Path,
+    Unary,
+)
 from api.odata.resolver import Column, Resolver
 from api.odata.sqlfunctions import TRANSLATIONS
 from api.odata.sqltypes import (
@@ -85,6 +102,9 @@ class ExpressionCompiler:
         self.resolver = resolver
         self.start = start
         self.params: list[object] = []
+        # Lambda variables in scope, each resolving paths of one member of its collection.
+        self.variables: dict[str, Resolver] = {}
+        self._made = 0
 
     def compile(self, node: Node) -> Sql:
         """Compile one expression to typed SQL."""
@@ -92,12 +112,85 @@ class ExpressionCompiler:
             return self._literal(node)
         if isinstance(node, Path):
             return self._path(node)
+        if isinstance(node, Lambda):
+            return self._lambda(node)
+        if isinstance(node, Unary):
+            return self._unary(node)
+        if isinstance(node, Binary) and node.op in ("and", "or"):
+            return self._binary(node)
+        crossing = members.find(node, self._scope)
+        if crossing is not None:
+            return self._some_member(node, crossing)
         if isinstance(node, Call):
             args = [self.compile(arg) for arg in node.args]
             return TRANSLATIONS[node.name](args, node.position)
-        if isinstance(node, Unary):
-            return self._unary(node)
+        if isinstance(node, In):
+            return self._in(node)
         return self._binary(node)
+
+    def _scope(self, path: tuple[str, ...]) -> tuple[str | None, tuple[str, ...], int]:
+        head = path[0] if path[0] in self.variables else None
+        rest = path[1:] if head is not None else path
+        resolver = self._resolver_of(head)
+        return head, rest, resolver.collection_prefix(rest) if rest else 0
+
+    def _resolver_of(self, head: str | None) -> Resolver:
+        return self.resolver if head is None else self.variables[head]
+
+    def _variable(self) -> str:
+        # "#" cannot start a name the client writes, so these never clash with theirs.
+        self._made += 1
+        return f"#{self._made}"
+
+    def _some_member(self, node: Node, crossing: members.Crossing) -> Sql:
+        variable = self._variable()
+        body = members.rebind(node, crossing, variable, self._scope)
+        resolver = self._resolver_of(crossing.head)
+        return self._quantified("any", resolver, crossing.prefix, variable, body,
+                                crossing.position)
+
+    def _lambda(self, node: Lambda) -> Sql:
+        head, rest, cut = self._scope(node.path)
+        shown = "/".join(rest)
+        if not rest or cut == 0:
+            raise FilterError(f"'{shown or node.path[0]}' is not a collection; any() and "
+                              "all() follow one, as in Datastreams/any(d: d/name eq 'x')",
+                              node.position)
+        resolver = self._resolver_of(head)
+        if cut < len(rest):
+            # Datastreams/Observations/all(...): all Observations of all Datastreams.
+            outer = self._variable()
+            inner = Lambda((outer, *rest[cut:]), node.op, node.variable, node.body,
+                           node.position)
+            return self._quantified(node.op, resolver, rest[:cut], outer, inner, node.position)
+        return self._quantified(node.op, resolver, rest, node.variable, node.body,
+                                node.position)
+
+    def _quantified(self, op: str, resolver: Resolver, path: tuple[str, ...],
+                    variable: str | None, body: Node | None, position: int) -> Sql:
+        collection = resolver.collection(path, position)
+        if variable is None or body is None:
+            return Sql(collection.exists(None), "boolean", position)
+        if variable in self.variables:
+            raise FilterError(f"the variable '{variable}' is already in use", position)
+        self.variables[variable] = collection.resolver
+        try:
+            condition = self.compile(body)
+        finally:
+            del self.variables[variable]
+        if condition.type != "boolean" and condition.jsonb is None:
+            raise FilterError(f"'{'/'.join(path)}' is a collection: test a condition on its "
+                              "members, not a value", position)
+        test = as_boolean(condition, f"{op}()").text
+        if op == "any":
+            return Sql(collection.exists(test), "boolean", position)
+        return Sql(f"(NOT {collection.exists(f'({test} IS NOT TRUE)')})", "boolean", position)
+
+    def _in(self, node: In) -> Sql:
+        value = self.compile(node.value)
+        tests = [self._comparison(Binary("eq", node.value, item, node.position), value,
+                                  self.compile(item)).text for item in node.items]
+        return Sql(f"({' OR '.join(tests)})", "boolean", node.position)
 
     def _param(self, value: object) -> str:
         self.params.append(value)
@@ -115,24 +208,23 @@ class ExpressionCompiler:
         return Sql(f"{self._param(node.value)}::{cast}", kind, node.position)
 
     def _path(self, node: Path) -> Sql:
+        head, path, _ = self._scope(node.segments)
+        if not path:
+            raise FilterError(f"'{head}' stands for a member of a collection; name one of "
+                              f"its properties, as in {head}/name", node.position)
+        resolver = self._resolver_of(head)
         try:
-            column = self.resolver.resolve(node.segments, node.position)
+            column = resolver.resolve(path, node.position)
         except FilterError as unknown:
-            for cut in range(len(node.segments) - 1, 0, -1):
-                base = self._try_resolve(node.segments[:cut], node.position)
+            for cut in range(len(path) - 1, 0, -1):
+                base = _try_resolve(resolver, path[:cut], node.position)
                 if base is not None and base.type == "json":
-                    return self._json(base, node.segments[cut:], node.position)
+                    return self._json(base, path[cut:], node.position)
             raise unknown from None
         if column.type == "json":
             return self._json(column, (), node.position)
         text = column.sql if _SIMPLE_NAME.fullmatch(column.sql) else f"({column.sql})"
-        return Sql(text, column.type, node.position)
-
-    def _try_resolve(self, path: tuple[str, ...], position: int) -> Column | None:
-        try:
-            return self.resolver.resolve(path, position)
-        except FilterError:
-            return None
+        return Sql(text, column.type, node.position, nullable=column.nullable)
 
     def _json(self, base: Column, keys: tuple[str, ...], position: int) -> Sql:
         if not keys:
@@ -195,6 +287,13 @@ class ExpressionCompiler:
         else:
             text = f"({left.text} {_OPERATORS[node.op]} {right.text})"
         return Sql(text, "integer" if integral else "number", node.position)
+
+
+def _try_resolve(resolver: Resolver, path: tuple[str, ...], position: int) -> Column | None:
+    try:
+        return resolver.resolve(path, position)
+    except FilterError:
+        return None
 
 
 def _null_test(node: Binary, left: Sql, right: Sql) -> Sql:

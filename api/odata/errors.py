@@ -3,6 +3,7 @@
 ODataError               a query option cannot be understood; carries a 0-based position
  ├── FilterError         a $filter or $orderby expression is malformed or ill-typed
  └── QueryOptionError    an $expand or $select list is malformed
+      └── UnsupportedOption   a system query option of OData that is not offered
 """
 
 
@@ -21,3 +22,7 @@ class FilterError(ODataError):
 
 class QueryOptionError(ODataError):
     """The query option list is not valid."""
+
+
+class UnsupportedOption(QueryOptionError):
+    """The query option is OData's but not offered here."""

@@ -71,4 +71,28 @@ class Binary:
     position: int
 
 
-Node = Literal | Path | Call | Unary | Binary
+@dataclass(frozen=True)
+class Lambda:
+    """``path/any(v: body)``, ``path/all(v: body)`` or ``path/any()`` over a collection.
+
+    ``variable`` names a member of the collection inside ``body``; both are None for
+    ``any()``, which asks whether the collection has members at all.
+    """
+
+    path: tuple[str, ...]
+    op: str
+    variable: str | None
+    body: Node | None
+    position: int
+
+
+@dataclass(frozen=True)
+class In:
+    """``value in (a, b, ...)``: the value equals one of the items."""
+
+    value: Node
+    items: tuple[Node, ...]
+    position: int
+
+
+Node = Literal | Path | Call | Unary | Binary | Lambda | In

@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from api.odata.errors import FilterError, QueryOptionError
+from api.odata.errors import FilterError, QueryOptionError, UnsupportedOption
 from api.odata.lexer import read_quoted
 
 _NAME = re.compile(r"@?[^\W\d]\w*(?:\.[^\W\d]\w*)*")
@@ -19,6 +19,12 @@ _NESTED_OPTIONS = frozenset(
     {"$filter", "$expand", "$select", "$orderby", "$top", "$skip", "$count"}
 )
 _COUNTS = frozenset({"$top", "$skip"})
+# System query options of OData 4.01 that SensorThings does not define: a request naming
+# one is refused as not implemented rather than as malformed.
+UNSUPPORTED = frozenset({
+    "$apply", "$compute", "$deltatoken", "$format", "$id", "$index", "$levels",
+    "$schemaversion", "$search",
+})
 
 
 @dataclass(frozen=True)
@@ -180,6 +186,8 @@ def _option(option: str, at: int) -> tuple[str, str, int]:
     name = name.strip()
     if not equals:
         raise QueryOptionError(f"expected '=' after {name}", at + len(option))
+    if name in UNSUPPORTED:
+        raise UnsupportedOption(f"the query option '{name}' is not offered", at)
     if name not in _NESTED_OPTIONS:
         raise QueryOptionError(f"unknown query option '{name}'", at)
     value_at = at + len(option) - len(value)

@@ -65,7 +65,8 @@ def compile_orderby(
         start: the number of the first placeholder to use.
 
     Returns:
-        Text such as ``o.phenomenon_time DESC, o.id ASC`` and its parameters.
+        Text such as ``o.phenomenon_time DESC, o.name ASC NULLS FIRST`` and its
+        parameters.
 
     Raises:
         FilterError: an unknown property, or a key that cannot be ordered (a geometry).
@@ -78,5 +79,24 @@ def compile_orderby(
             raise FilterError(f"cannot order by {key.type}", item.position)
         # A JSON value orders as JSON: numbers by value, not by their text.
         text = key.jsonb if key.type == "json" and key.jsonb is not None else key.text
-        keys.append(f"{text} {'DESC' if item.descending else 'ASC'}")
+        if text in ("TRUE", "FALSE"):
+            text = f"{text}::boolean"  # PostgreSQL refuses a bare constant as a sort key
+        keys.append(f"{text} {direction(item.descending, key.nullable)}")
     return CompiledSql(", ".join(keys), compiler.params)
+
+
+def direction(descending: bool, nullable: bool = True) -> str:
+    """The SQL direction of a sort key: the standard puts nulls first in ascending order and
+    last in descending order, the opposite of PostgreSQL's default. A key that is never null
+    goes without the clause, so that an index in its natural order still serves it.
+
+    Args:
+        descending: whether the key sorts in descending order.
+        nullable: whether the key can be null.
+
+    Returns:
+        e.g. "ASC NULLS FIRST", or "DESC" for a key that is never null.
+    """
+    if not nullable:
+        return "DESC" if descending else "ASC"
+    return "DESC NULLS LAST" if descending else "ASC NULLS FIRST"

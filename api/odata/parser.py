@@ -1,22 +1,29 @@
 """A Pratt parser from OData expression text to the syntax tree in ``nodes``.
 
-Binding from loosest to tightest: ``or``, ``and``, ``not``, the comparisons, ``add``/``sub``,
-``mul``/``div``/``mod``, unary minus, then literals, paths, calls and parentheses. ``not``
-sits below the comparisons, so ``not a eq b`` reads as ``not (a eq b)``, as in SQL.
+Binding from loosest to tightest: ``or``, ``and``, ``not``, the comparisons and ``in``,
+``add``/``sub``, ``mul``/``div``/``mod``, unary minus, then literals, paths, calls, lambdas
+(``Datastreams/any(d: d/name eq 'NO2')``) and parentheses. ``not`` sits below the
+comparisons, so ``not a eq b`` reads as ``not (a eq b)``, as in SQL.
 """
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from api.odata.errors import FilterError
 from api.odata.functions import ARITY, describe_arity
 from api.odata.lexer import Token, tokenize
-from api.odata.nodes import COMPARISONS, Binary, Call, Literal, Node, Path, Unary
+from api.odata.nodes import COMPARISONS, Binary, Call, In, Lambda, Literal, Node, Path, Unary
 
 _INFIX_POWER = {"or": 10, "and": 20} | dict.fromkeys(COMPARISONS, 40) | {
-    "add": 50, "sub": 50, "mul": 60, "div": 60, "mod": 60,
+    "in": 40, "add": 50, "sub": 50, "mul": 60, "div": 60, "mod": 60,
 }
+_LAMBDAS = frozenset({"any", "all"})
+_VARIABLE = re.compile(r"[^\W\d]\w*")
+_KEYWORDS = frozenset({"not", "true", "false", "null"})
+# An "in" list is a row of parameters; this keeps a request well inside the database's limit.
+MAX_IN_ITEMS = 1000
 _NOT_POWER = 30
 _NEGATE_POWER = 70
 _INT64 = range(-(2**63), 2**63)
@@ -96,6 +103,9 @@ class Parser:
                 self._nesting -= 1
                 return left
             self.advance()
+            if token.text == "in":
+                left = self._in(left, token)
+                continue
             right = self.expression(power)
             left = self._built(Binary(token.text, left, right, token.position), left, right)
 
@@ -161,8 +171,40 @@ class Parser:
                     f"expected a property name after '/', found {describe(segment)}",
                     slash.position + 1,
                 )
-            segments.append(self.advance().text)
+            self.advance()
+            if segment.text in _LAMBDAS and self.peek().kind == "(":
+                return self._lambda(tuple(segments), segment, token.position)
+            segments.append(segment.text)
         return Path(tuple(segments), token.position)
+
+    def _lambda(self, path: tuple[str, ...], operator: Token, position: int) -> Node:
+        self.advance()
+        if self.peek().kind == ")":
+            if operator.text == "all":
+                raise FilterError("all() needs a condition, as in all(d: d/name eq 'x')",
+                                  operator.position)
+            self.advance()
+            return Lambda(path, "any", None, None, position)
+        variable = self.expect("name", "a variable name")
+        if (_VARIABLE.fullmatch(variable.text) is None or variable.text in _INFIX_POWER
+                or variable.text in _KEYWORDS):
+            raise FilterError(f"'{variable.text}' cannot name a variable", variable.position)
+        self.expect(":", f"':' after the variable '{variable.text}'")
+        body = self.expression()
+        self.expect(")", "')'")
+        return self._built(Lambda(path, operator.text, variable.text, body, position), body)
+
+    def _in(self, value: Node, keyword: Token) -> Node:
+        self.expect("(", "'(' and a list of values after 'in'")
+        items = [self.expression()]
+        while self.peek().kind == ",":
+            self.advance()
+            items.append(self.expression())
+            if len(items) > MAX_IN_ITEMS:
+                raise FilterError(f"'in' takes at most {MAX_IN_ITEMS} values",
+                                  keyword.position)
+        self.expect(")", "',' or ')'")
+        return self._built(In(value, tuple(items), keyword.position), value, *items)
 
     def _call(self, name: Token) -> Node:
         if name.text not in ARITY:

@@ -74,10 +74,11 @@ def _indexof(args: list[Sql], at: int) -> Sql:
 def _substring(args: list[Sql], at: int) -> Sql:
     text = as_text(args[0], "substring()").text
     start = as_integer(args[1], "substring()").text
+    # substr takes int positions; a value past its range fails in the database (a 400).
     if len(args) == 2:
-        return Sql(f"substr({text}, ({start}) + 1)", "string", at)
+        return Sql(f"substr({text}, (({start}) + 1)::int)", "string", at)
     count = as_integer(args[2], "substring()").text
-    return Sql(f"substr({text}, ({start}) + 1, {count})", "string", at)
+    return Sql(f"substr({text}, (({start}) + 1)::int, ({count})::int)", "string", at)
 
 
 def _string_function(name: str, sql_name: str) -> Translation:

@@ -31,13 +31,15 @@ class Sql:
     """A compiled sub-expression.
 
     For JSON values ``text`` reads the value as text and ``jsonb`` keeps it as JSON, so that
-    its JSON type can be tested before it is cast to a number or a boolean.
+    its JSON type can be tested before it is cast to a number or a boolean. ``nullable`` is
+    False only for a column known never to be null.
     """
 
     text: str
     type: SqlType
     position: int
     jsonb: str | None = None
+    nullable: bool = True
 
 
 def type_name(kind: SqlType) -> str:

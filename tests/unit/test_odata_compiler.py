@@ -123,9 +123,10 @@ def test_json_value_alone_is_a_filter_when_it_holds_a_boolean() -> None:
     ("endswith(name, 'ab')", "(right(t.name, char_length($1::text)) = $1::text)", ["ab"]),
     ("length(name) eq 3", "(char_length(t.name) = $1::bigint)", [3]),
     ("indexof(name, 'b') eq 1", "((strpos(t.name, $1::text) - 1) = $2::bigint)", ["b", 1]),
-    ("substring(name, 1) eq 'b'", "(substr(t.name, ($1::bigint) + 1) = $2::text)", [1, "b"]),
+    ("substring(name, 1) eq 'b'", "(substr(t.name, (($1::bigint) + 1)::int) = $2::text)",
+     [1, "b"]),
     ("substring(name, 1, 2) eq 'bc'",
-     "(substr(t.name, ($1::bigint) + 1, $2::bigint) = $3::text)", [1, 2, "bc"]),
+     "(substr(t.name, (($1::bigint) + 1)::int, ($2::bigint)::int) = $3::text)", [1, 2, "bc"]),
     ("tolower(name) eq 'a'", "(lower(t.name) = $1::text)", ["a"]),
     ("toupper(name) eq 'A'", "(upper(t.name) = $1::text)", ["A"]),
     ("trim(name) eq 'a'", "(btrim(t.name) = $1::text)", ["a"]),
@@ -238,6 +239,83 @@ def test_json_keys_reach_sql_only_as_parameters() -> None:
     ("-name eq 1", 1, "unary minus needs a number"),
 ])
 def test_type_errors_are_found_before_the_database(
+    text: str, position: int, fragment: str
+) -> None:
+    error = compile_error(text)
+    assert fragment in error.message
+    assert error.position == position
+
+
+TIED = "d.thing_id = t.id"
+
+
+@pytest.mark.parametrize(("text", "sql", "params"), [
+    # A comparison through a collection holds when some member satisfies it.
+    ("Datastreams/name eq 'NO2'",
+     f"EXISTS (SELECT 1 FROM datastreams d WHERE {TIED} AND (d.name = $1::text))", ["NO2"]),
+    ("Datastreams/Observations/result gt 40",
+     f"EXISTS (SELECT 1 FROM datastreams d WHERE {TIED} AND EXISTS (SELECT 1 FROM "
+     "observations ob WHERE ob.datastream_id = d.id AND (ob.result > $1::bigint)))", [40]),
+    # Two comparisons may be satisfied by two different members ...
+    ("Datastreams/name eq 'a' and Datastreams/unit eq 'b'",
+     f"(EXISTS (SELECT 1 FROM datastreams d WHERE {TIED} AND (d.name = $1::text)) AND "
+     f"EXISTS (SELECT 1 FROM datastreams d WHERE {TIED} AND (d.unit = $2::text)))",
+     ["a", "b"]),
+    # ... one lambda asks both of the same member.
+    ("Datastreams/any(x: x/name eq 'a' and x/unit eq 'b')",
+     f"EXISTS (SELECT 1 FROM datastreams d WHERE {TIED} AND ((d.name = $1::text) AND "
+     "(d.unit = $2::text)))", ["a", "b"]),
+    ("Datastreams/any()", f"EXISTS (SELECT 1 FROM datastreams d WHERE {TIED})", []),
+    # all: no member fails the condition (a null counts as failing); true when empty.
+    ("Datastreams/all(x: x/name eq 'a')",
+     f"(NOT EXISTS (SELECT 1 FROM datastreams d WHERE {TIED} AND "
+     "((d.name = $1::text) IS NOT TRUE)))", ["a"]),
+    ("Datastreams/Observations/all(o: o/result gt 1)",
+     f"(NOT EXISTS (SELECT 1 FROM datastreams d WHERE {TIED} AND ((NOT EXISTS (SELECT 1 "
+     "FROM observations ob WHERE ob.datastream_id = d.id AND ((ob.result > $1::bigint) IS "
+     "NOT TRUE))) IS NOT TRUE)))", [1]),
+    # Paths without the variable stay on the filtered entity.
+    ("Datastreams/any(d: d/name eq name)",
+     f"EXISTS (SELECT 1 FROM datastreams d WHERE {TIED} AND (d.name = t.name))", []),
+    ("Datastreams/any(d: d/Observations/any(o: o/result gt length(d/unit)))",
+     f"EXISTS (SELECT 1 FROM datastreams d WHERE {TIED} AND EXISTS (SELECT 1 FROM "
+     "observations ob WHERE ob.datastream_id = d.id AND (ob.result > char_length(d.unit))))",
+     []),
+    ("startswith(Datastreams/name, 'Horn')",
+     f"EXISTS (SELECT 1 FROM datastreams d WHERE {TIED} AND starts_with(d.name, $1::text))",
+     ["Horn"]),
+])
+def test_collections_become_exists_subqueries(text: str, sql: str, params: list[object]) -> None:
+    assert sql_of(text) == (sql, params)
+
+
+@pytest.mark.parametrize(("text", "sql", "params"), [
+    ("name in ('a', 'b')", "((t.name = $1::text) OR (t.name = $2::text))", ["a", "b"]),
+    ("name in ('a', null)", "((t.name = $1::text) OR (t.name IS NULL))", ["a"]),
+    ("result in (1, 2.5)",
+     "((o.result_number = $1::bigint) OR (o.result_number = $2::numeric))",
+     [1, Decimal("2.5")]),
+    ("properties/n in (3)",
+     "(((CASE WHEN jsonb_typeof(((t.properties) #> $1::text[])) = 'number' THEN "
+     "(((t.properties) #> $1::text[]))::numeric END) = $2::bigint))", [["n"], 3]),
+    ("Datastreams/name in ('x')",
+     f"EXISTS (SELECT 1 FROM datastreams d WHERE {TIED} AND ((d.name = $1::text)))", ["x"]),
+])
+def test_in_is_equality_with_any_of_the_items(text: str, sql: str, params: list[object]) -> None:
+    assert sql_of(text) == (sql, params)
+
+
+@pytest.mark.parametrize(("text", "position", "fragment"), [
+    ("name/any()", 0, "'name' is not a collection"),
+    ("Datastreams/any(d: d eq 1)", 19, "'d' stands for a member of a collection"),
+    ("Datastreams/any(d: d/name)", 0, "test a condition on its members"),
+    ("Datastreams/any(d: d/Observations/any(d: d/result gt 1))", 19,
+     "variable 'd' is already in use"),
+    ("Datastreams/any(d: d/colour eq 1)", 19, "unknown property 'colour'"),
+    ("name in (1)", 5, "cannot compare a string with an integer"),
+    ("result in (1, 'x')", 7, "cannot compare a number with a string"),
+])
+def test_collection_and_in_errors_point_at_the_problem(
     text: str, position: int, fragment: str
 ) -> None:
     error = compile_error(text)

@@ -35,9 +35,29 @@ def test_orderby_accepts_expressions() -> None:
 def test_orderby_compiles_to_an_order_by_body_with_parameters() -> None:
     items = parse_orderby("phenomenonTime desc, properties/rank, result")
     assert compile_orderby(items, FakeResolver(), start=3) == (
-        "o.phenomenon_time DESC, ((t.properties) #> $3::text[]) ASC, o.result_number ASC",
+        "o.phenomenon_time DESC, ((t.properties) #> $3::text[]) ASC NULLS FIRST, "
+        "o.result_number ASC NULLS FIRST",
         [["rank"]],
     )
+
+
+@pytest.mark.parametrize(("text", "sql"), [
+    # The standard: nulls before values ascending, after them descending.
+    ("result", "o.result_number ASC NULLS FIRST"),
+    ("result desc", "o.result_number DESC NULLS LAST"),
+    # A key that is never null keeps the plain direction an index serves.
+    ("id desc", "o.id DESC"),
+    ("length(name) desc", "char_length(t.name) DESC NULLS LAST"),
+    ("true", "TRUE::boolean ASC NULLS FIRST"),
+])
+def test_orderby_places_nulls_as_the_standard_says(text: str, sql: str) -> None:
+    assert compile_orderby(parse_orderby(text), FakeResolver()).sql == sql
+
+
+def test_orderby_refuses_a_property_of_a_collection() -> None:
+    with pytest.raises(FilterError, match="a condition on its members") as caught:
+        compile_orderby(parse_orderby("id, length(Datastreams/name)"), FakeResolver())
+    assert caught.value.position == 11
 
 
 @pytest.mark.parametrize(("text", "position", "fragment"), [

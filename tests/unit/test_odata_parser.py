@@ -5,8 +5,8 @@ from decimal import Decimal
 import pytest
 
 from api.odata.errors import FilterError
-from api.odata.nodes import Binary, Call, Literal, Node, Path, Unary
-from api.odata.parser import parse_filter
+from api.odata.nodes import Binary, Call, In, Lambda, Literal, Node, Path, Unary
+from api.odata.parser import MAX_IN_ITEMS, parse_filter
 
 
 def shape(node: Node) -> str:
@@ -19,6 +19,11 @@ def shape(node: Node) -> str:
         return f"{node.name}({', '.join(shape(arg) for arg in node.args)})"
     if isinstance(node, Unary):
         return f"({node.op} {shape(node.operand)})"
+    if isinstance(node, Lambda):
+        body = f"{node.variable}: {shape(node.body)}" if node.body is not None else ""
+        return f"{'/'.join(node.path)}/{node.op}({body})"
+    if isinstance(node, In):
+        return f"({shape(node.value)} in [{', '.join(shape(i) for i in node.items)}])"
     return f"({shape(node.left)} {node.op} {shape(node.right)})"
 
 
@@ -36,6 +41,12 @@ def shape(node: Node) -> str:
     ("-a mul b eq c", "(((neg a) mul b) eq c)"),
     ("a eq b and c ne d or e lt f", "(((a eq b) and (c ne d)) or (e lt f))"),
     ("length(name) add 1 ge 3", "((length(name) add 1) ge 3)"),
+    ("a in (1, 2) and b", "((a in [1, 2]) and b)"),
+    ("a add 1 in (2) or not b in ('x')", "(((a add 1) in [2]) or (not (b in ['x'])))"),
+    ("Datastreams/any(d: d/name eq 'x' or d/id lt 3) and a",
+     "(Datastreams/any(d: ((d/name eq 'x') or (d/id lt 3))) and a)"),
+    ("not Things/Datastreams/all(x: x/Observations/any())",
+     "(not Things/Datastreams/all(x: x/Observations/any()))"),
 ])
 def test_operators_group_by_odata_precedence(text: str, grouping: str) -> None:
     assert shape(parse_filter(text)) == grouping
@@ -111,6 +122,17 @@ def walk(node: Node) -> list[Node]:
     ("a eq 9223372036854775808", 5, "64-bit"),
     ("a eq -9223372036854775809", 6, "64-bit"),
     ("name eq 'abc", 8, "unterminated string"),
+    ("Datastreams/all()", 12, "all() needs a condition"),
+    ("Datastreams/any(d eq 1)", 18, "expected ':' after the variable 'd'"),
+    ("Datastreams/any(d: d/name eq 'x'", 32, "expected ')'"),
+    ("Datastreams/any(eq: true)", 16, "'eq' cannot name a variable"),
+    ("Datastreams/any(null: true)", 16, "'null' cannot name a variable"),
+    ("Datastreams/any(@d: true)", 16, "'@d' cannot name a variable"),
+    ("Datastreams/any(1: true)", 16, "expected a variable name"),
+    ("name in 'a'", 8, "'(' and a list of values after 'in'"),
+    ("name in ()", 9, "expected an expression, found ')'"),
+    ("name in ('a' 'b')", 13, "expected ',' or ')'"),
+    ("d: 1", 1, "unexpected ':'"),
 ])
 def test_syntax_error_names_the_problem_and_its_position(
     text: str, position: int, fragment: str
@@ -135,3 +157,23 @@ def test_long_but_reasonable_or_chain_parses() -> None:
     node = parse_filter(" or ".join(f"id eq {n}" for n in range(150)))
     assert isinstance(node, Binary)
     assert node.op == "or"
+
+
+def test_any_without_a_condition_asks_for_members_at_all() -> None:
+    node = parse_filter("Datastreams/any()")
+    assert node == Lambda(("Datastreams",), "any", None, None, 0)
+
+
+def test_a_lambda_keeps_the_position_of_its_path_and_a_name_any_is_still_a_path() -> None:
+    node = parse_filter("x eq 1 or Datastreams/any(d: d/name eq 'y')")
+    assert isinstance(node, Binary) and isinstance(node.right, Lambda)
+    assert node.right.position == 10
+    assert parse_filter("properties/any eq 1") == Binary(
+        "eq", Path(("properties", "any"), 0), Literal(1, "integer", 18), 15)
+
+
+def test_an_in_list_longer_than_the_limit_is_refused() -> None:
+    values = ", ".join(str(n) for n in range(MAX_IN_ITEMS + 1))
+    with pytest.raises(FilterError, match=f"at most {MAX_IN_ITEMS}"):
+        parse_filter(f"id in ({values})")
+    assert isinstance(parse_filter(f"id in ({values.rsplit(',', 1)[0]})"), In)

@@ -39,6 +39,8 @@ TOKENS = [
     "Datastream/Thing/name", "unknown", "length", "substring", "indexof", "substringof", "concat",
     "year", "date", "now", "round", "geo.distance", "geo.length", "st_relate", "st_within",
     "asc", "desc", ";", "$top=1", "$select=", "@iot.id", "#", "\u00e4", "\\", "\x00",
+    "in", ":", "any(", "all(", "any()", "d:", "d/name", "Datastreams", "Datastreams/name",
+    "Datastreams/any(", "Datastreams/Observations/result", "Datastreams/all(d: d/unit eq 'x')",
 ]
 VALID = [
     "name eq 'Lund' and result gt 20.5",
@@ -49,6 +51,9 @@ VALID = [
     "st_relate(location, geometry'POLYGON((0 0, 1 0, 1 1, 0 0))', 'T********')",
     "properties/owner/name eq 'Kim' and properties/floor div 2 gt -1e3",
     "round(result mod 3) add length(concat(name, 'x')) le 9223372036854775807",
+    "Datastreams/any(d: d/name eq 'a' and d/Observations/all(o: o/result gt length(d/unit)))",
+    "name in ('a', 'b', null) and Datastreams/name in ('x') or not Datastreams/any()",
+    "Datastreams/Observations/result le 3 and Datastreams/Observations/any(o: o/result ge 1)",
 ]
 
 token_soup = st.lists(st.sampled_from(TOKENS), max_size=25).flatmap(
@@ -130,8 +135,15 @@ string_expr = st.recursive(
     max_leaves=4,
 )
 comparisons = st.sampled_from(["eq", "ne", "gt", "ge", "lt", "le"])
+lists = st.lists(numbers, min_size=1, max_size=4).map(", ".join)
 atoms = st.one_of(
     st.tuples(number_expr, comparisons, number_expr).map(" ".join),
+    st.tuples(number_expr, lists).map(lambda t: f"{t[0]} in ({t[1]})"),
+    st.tuples(string_expr, comparisons).map(lambda t: f"Datastreams/name {t[1]} {t[0]}"),
+    st.tuples(comparisons, numbers).map(lambda t: f"Datastreams/Observations/result {t[0]} "
+                                                  f"{t[1]}"),
+    st.tuples(st.sampled_from(["any", "all"]), string_expr).map(
+        lambda t: f"Datastreams/{t[0]}(x: x/unit eq {t[1]} or x/Observations/any())"),
     st.tuples(string_expr, comparisons, string_expr).map(" ".join),
     st.tuples(string_expr, string_expr).map(lambda t: f"contains({t[0]}, {t[1]})"),
     st.just("active"),
