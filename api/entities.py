@@ -52,6 +52,13 @@ def _geojson(column: str) -> Prop:
     return Prop(f"ST_AsGeoJSON({column})::jsonb", "geometry", filter_sql=column)
 
 
+def _interval(start: str, end: str) -> Prop:
+    """A time interval, shown as ISO 8601 `start/end` (api/serialize.py); filters and
+    orders by its start."""
+    return Prop(f"CASE WHEN {start} IS NOT NULL THEN tstzrange({start}, {end}, '[]') END",
+                "datetime", filter_sql=start)
+
+
 THINGS = EntityType("Thing", "Things", "things", {
     "name": Prop("e.name", "string"),
     "description": Prop("e.description", "string"),
@@ -112,8 +119,8 @@ DATASTREAMS = EntityType("Datastream", "Datastreams", "datastreams", {
     "unitOfMeasurement": Prop("jsonb_build_object('name', e.unit_name, 'symbol', "
                               "e.unit_symbol, 'definition', e.unit_definition)", "json"),
     "observedArea": _geojson("e.observed_area"),
-    "phenomenonTime": Prop("e.phenomenon_time_start", "datetime"),
-    "resultTime": Prop("e.result_time_start", "datetime"),
+    "phenomenonTime": _interval("e.phenomenon_time_start", "e.phenomenon_time_end"),
+    "resultTime": _interval("e.result_time_start", "e.result_time_end"),
     "properties": Prop("e.properties", "json"),
 }, {
     "Thing": Nav("Things", "t.id = e.thing_id", to_one=True),
@@ -126,17 +133,29 @@ DATASTREAMS = EntityType("Datastream", "Datastreams", "datastreams", {
 # The result is whichever typed column holds it, as JSON so every kind keeps its type.
 RESULT = ("COALESCE(to_jsonb(e.result_number), to_jsonb(e.result_integer), "
           "to_jsonb(e.result_string), to_jsonb(e.result_boolean), e.result_json)")
+# As shown, a floating-point number keeps a fractional digit (5.0, 1500…0.0 for 1.5e300):
+# JSON numbers in jsonb never have an exponent, and without the digit 5.0 would read back
+# as the integer 5. The text of a float8 is its shortest exact form, so no digit is lost.
+_NUMBER = "e.result_number::text::numeric"
+RESULT_SHOWN = (f"COALESCE(to_jsonb(round({_NUMBER}, greatest(scale({_NUMBER}), 1))), "
+                "to_jsonb(e.result_integer), to_jsonb(e.result_string), "
+                "to_jsonb(e.result_boolean), e.result_json)")
 
+# Default order by Datastream, then time: the unique index serves it, so a page of all
+# Observations reads only that page (time first, it sorted a year of rows: 4.5 s).
 OBSERVATIONS = EntityType("Observation", "Observations", "observations", {
-    "phenomenonTime": Prop("e.phenomenon_time", "datetime"),
+    # An instant, or an interval when the Observation has an end.
+    "phenomenonTime": Prop("tstzrange(e.phenomenon_time, e.phenomenon_time_end, '[]')",
+                           "datetime", filter_sql="e.phenomenon_time"),
     "resultTime": Prop("e.result_time", "datetime"),
-    "result": Prop(RESULT, "json"),
+    "validTime": _interval("e.valid_time_start", "e.valid_time_end"),
+    "result": Prop(RESULT_SHOWN, "json", filter_sql=RESULT),
     "resultQuality": Prop("e.result_quality", "json"),
     "parameters": Prop("e.parameters", "json"),
 }, {
     "Datastream": Nav("Datastreams", "t.id = e.datastream_id", to_one=True),
     "FeatureOfInterest": Nav("FeaturesOfInterest", "t.id = e.feature_id", to_one=True),
-}, default_order="e.phenomenon_time, e.datastream_id",
+}, default_order="e.datastream_id, e.phenomenon_time",
    tiebreak="e.datastream_id, e.phenomenon_time")
 
 FEATURES_OF_INTEREST = EntityType("FeatureOfInterest", "FeaturesOfInterest",

@@ -3,6 +3,11 @@
 ApiError
  ├── BadRequest     a malformed path, query option or body (400)
  ├── NotFound       no such entity or path (404)
+ ├── NotAllowed     the method does not apply to the path (405)
+ ├── Conflict       the change contradicts what is stored (409)
+ ├── UnsupportedMediaType  a body in a format the request cannot take (415)
+ ├── FailedDependency  a request of a batch depends on one that failed (424)
+ ├── NotImplementedOption  a system query option of OData not offered here (501)
  └── TooSlow        the query ran past the statement timeout (503)
 """
 
@@ -32,6 +37,41 @@ class NotFound(ApiError):
 
     status = 404
     code = "not_found"
+
+
+class NotAllowed(ApiError):
+    """The method does not apply to this path."""
+
+    status = 405
+    code = "method_not_allowed"
+
+
+class Conflict(ApiError):
+    """The change contradicts what is stored."""
+
+    status = 409
+    code = "conflict"
+
+
+class UnsupportedMediaType(ApiError):
+    """The body is in a format this request does not take."""
+
+    status = 415
+    code = "unsupported_media_type"
+
+
+class NotImplementedOption(ApiError):
+    """The query option is not offered by this server."""
+
+    status = 501
+    code = "not_implemented"
+
+
+class FailedDependency(ApiError):
+    """A request this one depends on failed, so this one was not carried out."""
+
+    status = 424
+    code = "failed_dependency"
 
 
 class TooSlow(ApiError):

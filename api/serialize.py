@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+
 from api.entities import EntityType
 
 
@@ -29,4 +31,10 @@ def entity_json(
 def value_json(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, asyncpg.Range):
+        # A time interval; one without an upper bound is an instant (an Observation's
+        # phenomenonTime without an end).
+        if value.upper is None:
+            return value_json(value.lower)
+        return f"{value_json(value.lower)}/{value_json(value.upper)}"
     return value

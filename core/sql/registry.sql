@@ -42,7 +42,9 @@ SET agency_id = EXCLUDED.agency_id, name = EXCLUDED.name, description = EXCLUDED
 RETURNING (xmax = 0) AS inserted;
 
 -- upsert_device_places --
--- One Location and one FeatureOfInterest per device, both keyed 'device:{device_id}'.
+-- One Location and one FeatureOfInterest per device, both keyed 'device:{device_id}'. The
+-- feature remembers the Location it stands for (Observations created without a feature
+-- get it), unless another feature already does.
 WITH places AS (
     SELECT 'device:' || p.device_id AS key, p.name,
            ST_SetSRID(ST_MakePoint(p.lon, p.lat), 4326) AS geom
@@ -52,11 +54,17 @@ WITH places AS (
     INSERT INTO locations (key, name, description, location)
     SELECT key, name, 'Where the device is mounted', geom FROM places
     ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, location = EXCLUDED.location
-    RETURNING 1
+    RETURNING id, key
 )
-INSERT INTO features_of_interest (key, name, description, feature)
-SELECT key, name, 'The air or road at the device', geom FROM places
-ON CONFLICT (key) DO UPDATE SET name = EXCLUDED.name, feature = EXCLUDED.feature;
+INSERT INTO features_of_interest (key, name, description, feature, location_id)
+SELECT p.key, p.name, 'The air or road at the device', p.geom,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM features_of_interest o
+                             WHERE o.location_id = l.id AND o.key IS DISTINCT FROM p.key)
+            THEN l.id END
+FROM places p JOIN located l USING (key)
+ON CONFLICT (key) DO UPDATE
+SET name = EXCLUDED.name, feature = EXCLUDED.feature,
+    location_id = COALESCE(EXCLUDED.location_id, features_of_interest.location_id);
 
 -- link_device_locations --
 -- Link each device to its Location; a new link is also recorded as a HistoricalLocation.

@@ -15,7 +15,8 @@ async def test_stockholm_fleet_lands_in_the_registry(db: Any) -> None:
     assert result.counts["datastreams"] == (expected_streams, expected_streams)
     assert await _count(db, "things") == 15
     assert await _count(db, "datastreams") == expected_streams
-    assert await _count(db, "agencies") == 3
+    # The fleet's three, and 'city', which owns the Things created through the API.
+    assert await _count(db, "agencies") == 4
     assert await _count(db, "gateways") == 4
     assert await _count(db, "thing_locations") == 15
     assert await _count(db, "historical_locations") == 15

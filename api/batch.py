@@ -1,0 +1,242 @@
+"""POST /$batch in the OData JSON batch format (OData 4.01 JSON Format, section 19).
+
+    {"requests": [
+        {"id": "1", "method": "post", "url": "Things", "body": {...},
+         "atomicityGroup": "g1"},
+        {"id": "2", "method": "post", "url": "$1/Datastreams", "body": {...},
+         "atomicityGroup": "g1"},
+        {"id": "3", "method": "get", "url": "Things?$top=1"}]}
+
+Requests run in order. A request outside an atomicity group commits or fails alone; the
+requests of one group (they must be adjacent) commit together or not at all: when one
+fails, it answers its own error and the others of the group 424 Failed Dependency. `$id` at
+the start of a url stands for the entity request `id` created; a request that depends on
+one that failed is not run (424). GET requests are answered by the read API.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from api.bodies import parse_json
+from api.errors import ApiError, BadRequest, FailedDependency
+from api.operations import (
+    VERSION,
+    Outcome,
+    announce,
+    base_url,
+    error_body,
+    execute,
+    media_type,
+)
+from api.writer import Writer
+from core.notify import Change
+
+MAX_REQUESTS = 1000
+METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
+
+
+@dataclass
+class Part:
+    """One request of the batch."""
+
+    id: str
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: Any
+    group: str | None
+    depends_on: list[str]
+
+
+@dataclass
+class Run:
+    """State of one batch: what each request made, and what failed."""
+
+    request: Request
+    made: dict[str, str] = field(default_factory=dict)  # request id → created entity path
+    failed: set[str] = field(default_factory=set)  # request ids and group names
+    responses: list[dict[str, Any]] = field(default_factory=list)
+
+
+async def handle(request: Request) -> JSONResponse:
+    """Carry out the requests of a JSON batch; 200 with one response per request."""
+    run = Run(request)
+    for group, parts in itertools.groupby(_parts(parse_json(await request.body())),
+                                          key=lambda p: p.group or f"\0{p.id}"):
+        members = list(parts)
+        if members[0].group is None:
+            await _alone(run, members[0])
+        else:
+            await _atomic(run, group, members)
+    return JSONResponse({"responses": run.responses})
+
+
+async def _alone(run: Run, part: Part) -> None:
+    try:
+        _check_dependencies(run, part)
+        if part.method == "GET":
+            run.responses.append(await _read(run, part))
+            return
+        async with run.request.app.state.store.pool.acquire() as conn, conn.transaction():
+            outcome = await _write(run, conn, part)
+    except ApiError as exc:
+        run.failed.add(part.id)
+        run.responses.append(_error(part, exc))
+        return
+    await announce(run.request, outcome.changes)
+    _done(run, part, outcome)
+
+
+async def _atomic(run: Run, group: str, parts: list[Part]) -> None:
+    outcomes: list[Outcome] = []
+    made = dict(run.made)
+    failure: tuple[Part, ApiError] | None = None
+    try:
+        async with run.request.app.state.store.pool.acquire() as conn, conn.transaction():
+            for part in parts:
+                try:
+                    _check_dependencies(run, part)
+                    if part.method == "GET":
+                        raise BadRequest("a GET cannot be part of an atomicity group")
+                    outcomes.append(await _write(run, conn, part))
+                except ApiError as exc:
+                    failure = (part, exc)
+                    raise
+                if outcomes[-1].location:
+                    run.made[part.id] = _entity_path(outcomes[-1].location)
+    except ApiError:
+        assert failure is not None
+        run.made = made
+        run.failed |= {group, *(p.id for p in parts)}
+        for part in parts:
+            run.responses.append(_error(part, failure[1]) if part is failure[0] else _error(
+                part, FailedDependency(f"rolled back: request {failure[0].id!r} of "
+                                       f"atomicity group {group!r} failed")))
+        return
+    changes: list[Change] = [c for o in outcomes for c in o.changes]
+    await announce(run.request, changes)
+    for part, outcome in zip(parts, outcomes, strict=True):
+        _done(run, part, outcome)
+
+
+async def _write(run: Run, conn: Any, part: Part) -> Outcome:
+    path = _path(run, part)
+    if "?" in path:
+        path = path.split("?", 1)[0]
+    return await execute(Writer(conn, base_url(run.request)), part.method, path, part.body,
+                         media_type(part.headers))
+
+
+async def _read(run: Run, part: Part) -> dict[str, Any]:
+    """A GET answered by the read API of this very application."""
+    transport = httpx.ASGITransport(app=run.request.app)
+    async with httpx.AsyncClient(transport=transport,
+                                 base_url=str(run.request.base_url)) as client:
+        answer = await client.get(f"/{VERSION}/{_path(run, part)}")
+    is_json = answer.headers.get("content-type", "").startswith("application/json")
+    return {"id": part.id, "status": answer.status_code,
+            "body": answer.json() if is_json else answer.text}
+
+
+def _check_dependencies(run: Run, part: Part) -> None:
+    for name in part.depends_on:
+        if name in run.failed:
+            raise FailedDependency(f"request {part.id!r} depends on {name!r}, which failed")
+
+
+def _path(run: Run, part: Part) -> str:
+    """The request's url as a path below /v1.1, with a leading `$id` resolved."""
+    url = part.url
+    if url.startswith("$"):
+        head, _, rest = url[1:].partition("/")
+        if head not in run.made:
+            raise BadRequest(f"request {part.id!r}: ${head} names no entity created before "
+                             "it in this batch")
+        return f"{run.made[head]}/{rest}" if rest else run.made[head]
+    split = urlsplit(url)
+    path = split.path.lstrip("/")
+    if path.startswith(f"{VERSION}/") or path == VERSION:
+        path = path[len(VERSION):].lstrip("/")
+    return f"{path}?{split.query}" if split.query else path
+
+
+def _entity_path(location: str) -> str:
+    return location.rsplit(f"/{VERSION}/", 1)[-1]
+
+
+def _done(run: Run, part: Part, outcome: Outcome) -> None:
+    response: dict[str, Any] = {"id": part.id, "status": outcome.status}
+    if part.group is not None:
+        response["atomicityGroup"] = part.group
+    if outcome.location:
+        response["headers"] = {"location": outcome.location}
+        run.made[part.id] = _entity_path(outcome.location)
+    if outcome.body is not None:
+        response["body"] = outcome.body
+    run.responses.append(response)
+
+
+def _error(part: Part, exc: ApiError) -> dict[str, Any]:
+    response: dict[str, Any] = {"id": part.id, "status": exc.status, "body": error_body(exc)}
+    if part.group is not None:
+        response["atomicityGroup"] = part.group
+    return response
+
+
+def _parts(body: Any) -> list[Part]:
+    """The requests of a batch body, checked; 400 for the whole batch when one is malformed."""
+    if not isinstance(body, dict) or not isinstance(body.get("requests"), list):
+        raise BadRequest('a JSON batch is an object {"requests": [...]}')
+    if set(body) - {"requests"}:
+        raise BadRequest(f"unknown member {sorted(set(body) - {'requests'})[0]!r} of the batch")
+    if len(body["requests"]) > MAX_REQUESTS:
+        raise BadRequest(f"a batch holds at most {MAX_REQUESTS} requests")
+    parts: list[Part] = []
+    for i, raw in enumerate(body["requests"]):
+        parts.append(_part(raw, f"requests[{i}]", parts))
+    return parts
+
+
+def _part(raw: Any, where: str, before: list[Part]) -> Part:
+    if not isinstance(raw, dict):
+        raise BadRequest(f"{where} must be an object")
+    unknown = set(raw) - {"id", "method", "url", "headers", "body", "atomicityGroup",
+                          "dependsOn"}
+    if unknown:
+        raise BadRequest(f"{where}: unknown member {sorted(unknown)[0]!r}")
+    part_id, method, url = raw.get("id"), raw.get("method"), raw.get("url")
+    group, depends, headers = (raw.get("atomicityGroup"), raw.get("dependsOn", []),
+                               raw.get("headers", {}))
+    if not isinstance(part_id, str) or not part_id:
+        raise BadRequest(f"{where}.id must be a non-empty string")
+    if part_id in {p.id for p in before} or part_id in {p.group for p in before}:
+        raise BadRequest(f"{where}.id {part_id!r} is used before in the batch")
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        raise BadRequest(f"{where}.method must be one of {', '.join(METHODS)}")
+    if not isinstance(url, str) or not url:
+        raise BadRequest(f"{where}.url must be a non-empty string")
+    if group is not None and not isinstance(group, str):
+        raise BadRequest(f"{where}.atomicityGroup must be a string")
+    if group is not None and any(p.group == group for p in before) \
+            and before[-1].group != group:
+        raise BadRequest(f"{where}: the requests of atomicity group {group!r} must be adjacent")
+    known = {p.id for p in before} | {p.group for p in before if p.group}
+    if not isinstance(depends, list) or not all(isinstance(d, str) and d in known
+                                                for d in depends):
+        raise BadRequest(f"{where}.dependsOn must list ids of requests or groups before it")
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise BadRequest(f"{where}.headers must be an object of strings")
+    if url.startswith("$") and url[1:].partition("/")[0] not in {p.id for p in before}:
+        raise BadRequest(f"{where}.url names ${url[1:].partition('/')[0]}, which is no "
+                         "request before it")
+    return Part(part_id, method.upper(), url, {k.lower(): v for k, v in headers.items()},
+                raw.get("body"), group, [*depends, *([url[1:].partition("/")[0]]
+                                                     if url.startswith("$") else [])])

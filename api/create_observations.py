@@ -1,0 +1,92 @@
+"""POST /CreateObservations: many Observations in the dataArray form, each row on its own.
+
+The body is a list, one element per Datastream::
+
+    [{"Datastream": {"@iot.id": 5},
+      "components": ["phenomenonTime", "result", "FeatureOfInterest/id"],
+      "dataArray": [["2026-09-21T10:00:00Z", 23.4, 7], ...]}]
+
+The answer lists, row by row and in order, the selfLink of the Observation made or "error"
+for a row that could not be stored; the rows that could are committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from api.bodies import draft, parse_json
+from api.errors import ApiError, BadRequest
+from api.operations import announce, base_url, database_errors
+from api.writer import Writer
+
+log = logging.getLogger(__name__)
+
+COMPONENTS = ("phenomenonTime", "result", "resultTime", "resultQuality", "validTime",
+              "parameters", "FeatureOfInterest/id")
+
+
+async def handle(request: Request) -> JSONResponse:
+    """Create the Observations of a dataArray body; 201 and a selfLink or "error" per row."""
+    groups = _groups(parse_json(await request.body()))
+    results: list[str] = []
+    async with request.app.state.store.pool.acquire() as conn, conn.transaction():
+        writer = Writer(conn, base_url(request))
+        for g, (datastream, components, rows) in enumerate(groups):
+            for r, row in enumerate(rows):
+                results.append(await _row(writer, datastream, components, row,
+                                          f"[{g}].dataArray[{r}]"))
+        changes = await writer.finish()
+    await announce(request, changes)
+    return JSONResponse(results, status_code=201)
+
+
+async def _row(writer: Writer, datastream: Any, components: list[str], row: Any,
+               where: str) -> str:
+    try:
+        if not isinstance(row, list) or len(row) != len(components):
+            raise BadRequest(f"{where} must be a list of {len(components)} values")
+        body: dict[str, Any] = {"Datastream": datastream}
+        for name, value in zip(components, row, strict=True):
+            if name == "FeatureOfInterest/id":
+                body["FeatureOfInterest"] = {"@iot.id": value}
+            else:
+                body[name] = value
+        async with writer.savepoint(), database_errors():
+            observation = await writer.create(draft("Observations", body, where))
+    except ApiError as exc:
+        log.info("CreateObservations row refused: %s", exc,
+                 extra={"action": "observation_row_refused"})
+        return "error"
+    return f"{writer.base}/Observations({observation})"
+
+
+def _groups(body: Any) -> list[tuple[Any, list[str], list[Any]]]:
+    """The (Datastream link, components, rows) of each element; 400 when the shape is off."""
+    if not isinstance(body, list):
+        raise BadRequest("the body of CreateObservations is a list of "
+                         "{Datastream, components, dataArray} objects")
+    groups = []
+    for i, group in enumerate(body):
+        if not isinstance(group, dict):
+            raise BadRequest(f"[{i}] must be an object")
+        unknown = set(group) - {"Datastream", "components", "dataArray", "dataArray@iot.count"}
+        if unknown:
+            raise BadRequest(f"[{i}]: unknown member {sorted(unknown)[0]!r}")
+        datastream = group.get("Datastream")
+        if not isinstance(datastream, dict) or "@iot.id" not in datastream:
+            raise BadRequest(f'[{i}].Datastream must be {{"@iot.id": ...}} of a Datastream')
+        components = group.get("components")
+        if not isinstance(components, list) or not all(
+                isinstance(c, str) and c in COMPONENTS for c in components):
+            raise BadRequest(f"[{i}].components must be a list of {', '.join(COMPONENTS)}")
+        if len(set(components)) != len(components) or "result" not in components:
+            raise BadRequest(f"[{i}].components must name result, and each component once")
+        rows = group.get("dataArray")
+        if not isinstance(rows, list):
+            raise BadRequest(f"[{i}].dataArray must be a list of rows")
+        groups.append((datastream, components, rows))
+    return groups

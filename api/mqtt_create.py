@@ -1,0 +1,164 @@
+"""Observations created over MQTT (the SensorThings MQTT extension), in the API process.
+
+A client publishes an Observation on `v1.1/Observations` (the payload names its Datastream)
+or on `v1.1/Datastreams({id})/Observations` (ApiSettings.topic_prefix before either); it is
+created exactly as a POST to that path would create it, and notified the same way. The
+listener subscribes at QoS 1 with a persistent MQTT 5 session and acknowledges a message
+only after its Observation is committed (or its reject stored), so a restart loses none.
+
+Messages the platform publishes itself (notifications carry the user property
+`stadspuls-notification: 1`) and payloads that carry an `@iot.id` are not requests and are
+passed over. A payload that cannot be created is stored in `rejected_messages` with a code
+(`invalid_json`, or the API's error code such as `bad_request`) and the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import aiomqtt
+import asyncpg
+from fastapi import FastAPI
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from api.bodies import parse_json
+from api.errors import ApiError, TooSlow
+from api.operations import VERSION, execute
+from api.settings import ApiSettings
+from api.writer import Writer
+from core.mqtt_publish import USER_PROPERTY
+from core.queries import query
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 7 * 24 * 3600
+RECEIVE_MAXIMUM = 100
+# Failures that say nothing about the message: wait and try it again.
+_UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+                asyncpg.CannotConnectNowError, TooSlow)
+
+
+class ObservationListener:
+    """Creates the Observations published on the MQTT creation topics."""
+
+    def __init__(self, app: FastAPI, settings: ApiSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.prefix = settings.topic_prefix
+        self.base = f"http://{settings.api_host}:{settings.api_port}/{VERSION}"
+        self.ready = asyncio.Event()  # subscribed; tests wait for it
+
+    async def run(self) -> None:
+        """Listen until cancelled, reconnecting with jittered exponential backoff."""
+        delay = 0.5
+        while True:
+            try:
+                await self._session()
+                delay = 0.5
+                continue
+            except aiomqtt.MqttError as exc:
+                log.warning("MQTT creation listener lost the broker: %s; retrying in %.1f s",
+                            exc, delay, extra={"action": "mqtt_create_reconnect"})
+            except Exception:  # the listener outlives any one failure
+                log.exception("MQTT creation listener failed; restarting in %.1f s", delay,
+                              extra={"action": "mqtt_create_failed"})
+            self.ready.clear()
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 30.0)
+
+    async def _session(self) -> None:
+        connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        connect.SessionExpiryInterval = SESSION_EXPIRY_S
+        connect.ReceiveMaximum = RECEIVE_MAXIMUM
+        client = aiomqtt.Client(
+            self.settings.mqtt_host, self.settings.mqtt_port,
+            identifier=f"{self.settings.mqtt_client_id}-create",
+            protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=connect)
+        # aiomqtt acknowledges on receipt; the paho client under it can wait for the
+        # commit. Set before connecting: a persistent session delivers at once.
+        client._client.manual_ack_set(True)
+        async with client:
+            for topic in (f"{self.prefix}{VERSION}/Observations",
+                          f"{self.prefix}{VERSION}/+/Observations"):
+                await client.subscribe(topic, qos=1)
+            self.ready.set()
+            log.info("MQTT creation listener subscribed", extra={"action": "mqtt_create_ready"})
+            async for message in client.messages:
+                topic, payload = str(message.topic), bytes(message.payload)
+                try:
+                    await self.handle(topic, payload, message.properties)
+                except Exception as exc:  # one message never stops the rest
+                    log.exception("MQTT Observation could not be handled",
+                                  extra={"action": "mqtt_create_internal"})
+                    await self._reject(topic, payload, "internal",
+                                       f"the message could not be handled: {exc!r}")
+                client._client.ack(message.mid, message.qos)
+
+    async def handle(self, topic: str, payload: bytes, properties: Any) -> None:
+        """Create the Observation of one message, or store why not; retries while the
+        database is away."""
+        if USER_PROPERTY in (getattr(properties, "UserProperty", None) or []):
+            return
+        delay = 0.5
+        while True:
+            try:
+                await self._create(topic, payload)
+                return
+            except _UNAVAILABLE as exc:
+                log.warning("cannot store an MQTT Observation now (%s); retrying in %.1f s",
+                            exc, delay, extra={"action": "mqtt_create_retry"})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    async def _create(self, topic: str, payload: bytes) -> None:
+        try:
+            body = parse_json(payload)
+        except ApiError as exc:
+            await self._reject(topic, payload, "invalid_json", str(exc))
+            return
+        if isinstance(body, dict) and "@iot.id" in body:
+            return  # an entity as published, not a request to create one
+        path = topic[len(self.prefix):].removeprefix(f"{VERSION}/")
+        try:
+            async with self.app.state.store.pool.acquire() as conn, conn.transaction():
+                outcome = await execute(Writer(conn, self.base), "POST", path, body)
+        except TooSlow:
+            raise
+        except ApiError as exc:
+            await self._reject(topic, payload, exc.code, str(exc))
+            return
+        log.debug("created %s over MQTT", outcome.location,
+                  extra={"action": "mqtt_observation_created"})
+        await self.app.state.notifier.notify(outcome.changes)
+
+    async def _reject(self, topic: str, payload: bytes, code: str, reason: str) -> None:
+        log.info("MQTT Observation rejected (%s): %s", code, reason,
+                 extra={"action": "mqtt_create_rejected"})
+        async with self.app.state.store.pool.acquire() as conn:
+            await conn.execute(query("api_write", "insert_rejected_message"), topic, payload,
+                               code, reason)
+
+
+@asynccontextmanager
+async def listening(app: FastAPI) -> AsyncIterator[None]:
+    """Run the creation listener while the API runs (when MQTT is enabled); it connects in
+    the background, so a broker that is away never holds up the HTTP API."""
+    settings: ApiSettings = app.state.settings
+    if not settings.mqtt_enabled:
+        yield
+        return
+    listener = ObservationListener(app, settings)
+    app.state.observation_listener = listener
+    task = asyncio.create_task(listener.run(), name="api.mqtt_create")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

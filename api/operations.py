@@ -1,0 +1,218 @@
+"""One write: POST to a collection, PATCH, PUT or DELETE of an entity, carried out with a
+Writer inside the caller's transaction. HTTP requests, $batch parts and MQTT messages all
+come through `execute`, so they behave alike.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import jsonpatch
+import jsonpointer
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response
+
+from api import paths
+from api.bodies import INVERSE, SCHEMAS, Ref, draft
+from api.changes import render
+from api.errors import (
+    ApiError,
+    BadRequest,
+    Conflict,
+    NotAllowed,
+    NotFound,
+    TooSlow,
+    UnsupportedMediaType,
+)
+from api.paths import Resource
+from api.store import Sql, scope
+from api.writer import Writer
+from core.notify import Change
+
+VERSION = "v1.1"
+JSON = "application/json"
+JSON_PATCH = "application/json-patch+json"
+
+
+@dataclass
+class Outcome:
+    """What a write answers, and the changes to announce once it is committed."""
+
+    status: int
+    body: Any = None
+    location: str | None = None
+    changes: list[Change] = field(default_factory=list)
+
+    def response(self) -> Response:
+        headers = {"Location": self.location} if self.location else None
+        if self.body is None:
+            return Response(status_code=self.status, headers=headers)
+        return JSONResponse(self.body, status_code=self.status, headers=headers)
+
+
+def base_url(request: Request) -> str:
+    """The service root the request came to, for selfLinks."""
+    return f"{str(request.base_url).rstrip('/')}/{VERSION}"
+
+
+async def announce(request: Request, changes: Sequence[Change]) -> None:
+    """Hand committed changes to the notifier (which never raises)."""
+    if changes:
+        await request.app.state.notifier.notify(changes)
+
+
+def media_type(headers: Any) -> str:
+    """The media type of a request body, without parameters; JSON when none is named."""
+    raw = headers.get("content-type") or JSON
+    return str(raw).split(";")[0].strip().lower()
+
+
+async def execute(writer: Writer, method: str, path: str, payload: Any,
+                  content_type: str = JSON) -> Outcome:
+    """Carry out one write on `path` (below /v1.1) with the decoded JSON `payload`.
+
+    Raises:
+        ApiError: the write cannot be done; the caller's transaction must roll back.
+    """
+    resource = paths.parse(path)
+    if resource.member is not None or resource.ref:
+        raise NotAllowed(f"{method} of /{path} is not offered; write whole entities")
+    async with database_errors():
+        if method == "POST":
+            return await _create(writer, resource, payload, content_type, path)
+        if method in ("PATCH", "PUT"):
+            return await _update(writer, resource, payload, method, content_type, path)
+        if method == "DELETE":
+            return await _delete(writer, resource, path)
+    raise NotAllowed(f"{method} is not a write; use POST, PATCH, PUT or DELETE")
+
+
+async def _create(writer: Writer, resource: Resource, payload: Any, content_type: str,
+                  path: str) -> Outcome:
+    if content_type != JSON:
+        raise UnsupportedMediaType(f"POST takes {JSON}, not {content_type}")
+    last = resource.steps[-1]
+    if resource.single:
+        raise NotAllowed(f"POST creates an entity in a collection; /{path} is one entity "
+                         "(PATCH, PUT or DELETE it)")
+    parent, implied = None, None
+    if len(resource.steps) > 1:
+        owner = resource.steps[-2]
+        parent = Ref(owner.entity.set_name, await _address(writer, Resource(
+            resource.steps[:-1]), path))
+        implied = INVERSE[(owner.entity.set_name, str(last.via))]
+    entity_set = last.entity.set_name
+    new_id = await writer.create(draft(entity_set, payload, last.entity.name, "create",
+                                       implied), parent)
+    changes = await writer.finish()
+    body = next(c.body for c in changes if (c.entity_set, c.id) == (entity_set, new_id))
+    return Outcome(201, body, body["@iot.selfLink"], changes)
+
+
+async def _update(writer: Writer, resource: Resource, payload: Any, method: str,
+                  content_type: str, path: str) -> Outcome:
+    entity = resource.steps[-1].entity
+    entity_set = entity.set_name
+    entity_id = await _address(writer, resource, path)
+    current = await current_document(writer, entity_set, entity_id)
+    if method == "PATCH" and content_type == JSON_PATCH:
+        document = apply_json_patch(current, payload)
+    elif content_type != JSON:
+        raise UnsupportedMediaType(
+            f"{method} takes {JSON}" + (f" or {JSON_PATCH}" if method == "PATCH" else "")
+            + f", not {content_type}")
+    elif not isinstance(payload, dict):
+        raise BadRequest(f"the body of {method} must be a JSON object")
+    else:
+        document = payload if method == "PUT" else {**current, **payload}
+    new = draft(entity_set, document, entity.name, "update")
+    before = draft(entity_set, current, entity.name, "update")
+    fields = SCHEMAS[entity_set].fields
+    changed = tuple(name for name, value in new.values.items()
+                    if not _same(fields[name].kind, value, before.values.get(name))
+                    ) + tuple(new.links)
+    await writer.update(entity_set, entity_id, new, changed)
+    changes = await writer.finish()
+    body = next(c.body for c in changes if (c.entity_set, c.id) == (entity_set, entity_id))
+    return Outcome(200, body, changes=[c for c in changes if c.changed != ()])
+
+
+async def _delete(writer: Writer, resource: Resource, path: str) -> Outcome:
+    entity_set = resource.steps[-1].entity.set_name
+    entity_id = await _address(writer, resource, path)
+    if not await writer.delete(entity_set, entity_id):
+        raise NotFound(f"nothing at /{path}")
+    return Outcome(200, changes=await writer.finish())
+
+
+async def _address(writer: Writer, resource: Resource, path: str) -> int:
+    """The id of the one entity `resource` addresses; 404 when there is none."""
+    last = resource.steps[-1]
+    if not resource.single:
+        raise NotAllowed(f"/{path} is a collection; address one entity, as "
+                         f"{last.entity.set_name}(1)")
+    sql = Sql()
+    found = await writer.conn.fetchval(
+        f"SELECT e.id FROM {last.entity.table} e WHERE {scope(resource, sql)} LIMIT 1",
+        *sql.params)
+    if found is None:
+        raise NotFound(f"no {last.entity.name} at /{path}")
+    return int(found)
+
+
+async def current_document(writer: Writer, entity_set: str, entity_id: int) -> dict[str, Any]:
+    """The writable properties of an entity as a GET shows them."""
+    body = (await render(writer.conn, writer.base, entity_set, [entity_id]))[entity_id]
+    return {name: body[name] for name in SCHEMAS[entity_set].fields if name in body}
+
+
+def apply_json_patch(document: dict[str, Any], operations: Any) -> Any:
+    """`document` changed by a JSON Patch (RFC 6902); a failed `test` is a conflict."""
+    if not isinstance(operations, list) or not all(isinstance(o, dict) for o in operations):
+        raise BadRequest("a JSON Patch is a list of operation objects")
+    try:
+        return jsonpatch.JsonPatch(operations).apply(document)
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise Conflict(f"JSON Patch test failed: {exc}") from None
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError,
+            KeyError, ValueError, AttributeError) as exc:
+        raise BadRequest(f"the JSON Patch cannot be applied: {exc}") from None
+
+
+def _same(kind: str, a: Any, b: Any) -> bool:
+    # Geometries are compared as structures: 18 and 18.0 are one coordinate.
+    if kind == "geometry" and a is not None and b is not None:
+        return bool(json.loads(a) == json.loads(b))
+    return bool(a == b and type(a) is type(b))
+
+
+@asynccontextmanager
+async def database_errors() -> AsyncIterator[None]:
+    """Refusals of the database as API errors with a message that says why."""
+    try:
+        yield
+    except asyncpg.UniqueViolationError as exc:
+        if "phenomenon_time" in (exc.detail or ""):
+            raise Conflict("the Datastream has an Observation at this phenomenonTime "
+                           f"already ({exc.detail})") from None
+        raise Conflict(f"an entity like this exists already ({exc.detail})") from None
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise Conflict(f"a related entity was changed meanwhile ({exc.detail})") from None
+    except (asyncpg.CheckViolationError, asyncpg.NotNullViolationError) as exc:
+        raise BadRequest(f"the database refuses the entity: {exc}") from None
+    except asyncpg.QueryCanceledError:
+        raise TooSlow() from None
+    except (asyncpg.DataError, asyncpg.InternalServerError) as exc:
+        # PostGIS reports a geometry it cannot use as an internal error (XX000).
+        raise BadRequest(f"the database cannot use a value of the request: {exc}") from None
+
+
+def error_body(exc: ApiError) -> dict[str, Any]:
+    """An error as the API's JSON error body."""
+    return {"code": exc.code, "message": str(exc)}
+

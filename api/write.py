@@ -1,0 +1,43 @@
+"""Create, update and delete over HTTP (SensorThings API v1.1, Part 1: Sensing):
+
+- POST to a collection (`/Things`, `/Things(1)/Datastreams`): 201, the entity, Location;
+- PATCH of an entity, a merge (`application/json`) or a JSON Patch
+  (`application/json-patch+json`), and PUT, a replacement: 200 and the entity;
+- DELETE of an entity and what the standard deletes with it: 200;
+- POST /CreateObservations (dataArray) and POST /$batch (OData JSON batch).
+
+Each request is one transaction; its changes go to the notifier after the commit.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from api import batch, create_observations
+from api.bodies import parse_json
+from api.operations import JSON, JSON_PATCH, announce, base_url, execute, media_type
+from api.writer import Writer
+
+router = APIRouter()
+
+
+async def write(path: str, request: Request) -> Response:
+    """POST, PATCH, PUT or DELETE of a resource path below /v1.1."""
+    content_type = media_type(request.headers)
+    payload = None
+    if request.method != "DELETE" and content_type in (JSON, JSON_PATCH):
+        payload = parse_json(await request.body())
+    async with request.app.state.store.pool.acquire() as conn, conn.transaction():
+        outcome = await execute(Writer(conn, base_url(request)), request.method, path,
+                                payload, content_type)
+    await announce(request, outcome.changes)
+    return outcome.response()
+
+
+router.add_api_route("/CreateObservations", create_observations.handle, methods=["POST"],
+                     status_code=201)
+router.add_api_route("/$batch", batch.handle, methods=["POST"])
+# Described path by path in api/openapi.py.
+router.add_api_route("/{path:path}", write, methods=["POST", "PATCH", "PUT", "DELETE"],
+                     include_in_schema=False)
