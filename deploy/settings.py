@@ -32,6 +32,11 @@ class StackSettings(BaseSettings):
     def mqtt_url(self) -> str:
         return f"mqtt://127.0.0.1:{self.mqtt_port}"
 
+    @property
+    def api_url(self) -> str:
+        """The root of the SensorThings API, as links in its answers start."""
+        return f"http://127.0.0.1:{self.api_port}/v1.1"
+
 
 DB_USER = "stadspuls"
 

@@ -99,7 +99,7 @@ class LocalStack:
                           "STADSPULS_INGEST_METRICS_PORT or --ingest-metrics-port")
         ingest = self._program("ingest", IngestSettings(
             database_url=settings.database_url, mqtt_port=settings.mqtt_port,
-            ingest_metrics_port=settings.ingest_metrics_port,
+            ingest_metrics_port=settings.ingest_metrics_port, api_url=settings.api_url,
         ).command())
         ingest.wait_until(lambda: ports.http_ok(settings.ingest_metrics_port, "/healthz"), 60)
         log.info("ingest consuming; metrics on http://127.0.0.1:%d/metrics",
@@ -110,7 +110,8 @@ class LocalStack:
         settings = self.settings
         ports.ensure_free(settings.api_port, "STADSPULS_API_PORT or --api-port")
         api = self._program("api", ["api", "--database-url", settings.database_url,
-                                    "--port", str(settings.api_port)])
+                                    "--port", str(settings.api_port),
+                                    "--mqtt-port", str(settings.mqtt_port)])
         api.wait_until(lambda: ports.http_ok(settings.api_port, "/v1.1"), 60)
         log.info("API on http://127.0.0.1:%d/v1.1", settings.api_port,
                  extra={"action": "api_started"})

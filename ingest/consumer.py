@@ -7,9 +7,14 @@ rows and rejects commit in one transaction; only then are its messages acknowled
 order they arrived. The broker sends at most `receive_maximum` unacknowledged messages, so
 memory stays bounded while the database is away: the backlog waits at the broker.
 
+After a batch is acknowledged, the rows it newly stored go to the announcer
+(ingest/notifications.py), which publishes them on the SensorThings MQTT topics on a
+connection and a task of its own; no commit or acknowledgement waits for it.
+
 Tasks (one asyncio TaskGroup): `ingest.registry` keeps the registry view current,
-`ingest.mqtt` keeps the connection, `ingest.flush` writes and acknowledges. The process
-(ingest/service.py) adds `ingest.metrics`, which serves /metrics and /healthz.
+`ingest.mqtt` keeps the connection, `ingest.flush` writes and acknowledges,
+`ingest.announce` publishes notifications. The process (ingest/service.py) adds
+`ingest.metrics`, which serves /metrics and /healthz.
 """
 
 from __future__ import annotations
@@ -31,9 +36,10 @@ from ingest.batch import Batch
 from ingest.mapping import Reject, Rules, map_message
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import BufferedClient, LoopDriver
+from ingest.notifications import ObservationAnnouncer
 from ingest.registry import RegistryWatch
 from ingest.settings import IngestSettings
-from ingest.writer import REFUSED_ROW_ERRORS, BatchWriter
+from ingest.writer import REFUSED_ROW_ERRORS, BatchWriter, Stored
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,8 @@ class Consumer:
         self._stale: list[Batch] = []
         self._committing = 0
         metrics.unacked.set_function(lambda: self.batch.messages + self._committing)
+        self.announcer = (ObservationAnnouncer(settings, metrics)
+                          if settings.notify_topics != "off" else None)
         self.client = self._make_client()
 
     def _make_client(self) -> BufferedClient:
@@ -87,6 +95,10 @@ class Consumer:
                 tasks.create_task(self.registry.run(self.settings.database_url, connect),
                                   name="ingest.registry"),
             ]
+            if self.announcer is not None:
+                background.append(tasks.create_task(self.announcer.run(),
+                                                    name="ingest.announce"))
+                await self.announcer.settle()
             if await self._first_of(self.registry.loaded, self.stopping) is self.stopping:
                 for task in background:
                     task.cancel()
@@ -94,6 +106,8 @@ class Consumer:
             background.append(tasks.create_task(self._keep_connected(), name="ingest.mqtt"))
             await tasks.create_task(self._flush_forever(), name="ingest.flush")
             self._disconnect()
+            if self.announcer is not None:
+                await self.announcer.finish()
             for task in background:
                 task.cancel()
         if self._writer is not None:
@@ -190,7 +204,8 @@ class Consumer:
         while True:
             await self._wait_for_batch()
             while self._stale:
-                await self._commit(self._stale.pop(0))  # never acknowledged: see _on_connect
+                # Never acknowledged: see _on_connect.
+                self._announce(await self._commit(self._stale.pop(0)))
             if self.stopping.is_set():
                 await self._drain()
                 return
@@ -234,12 +249,15 @@ class Consumer:
         # Counted per batch, not per message: the metrics take a lock on every update.
         self.metrics.messages.inc(batch.messages)
         self._committing = batch.messages
-        if await self._commit(batch):
+        stored = await self._commit(batch)
+        if stored is not None:
             self._acknowledge(batch)
+            self._announce(stored)
         self._committing = 0
 
-    async def _commit(self, batch: Batch) -> bool:
-        """Write the batch, retrying while the database is away; whether it committed.
+    async def _commit(self, batch: Batch) -> Stored | None:
+        """Write the batch, retrying while the database is away; what it stored, or None
+        if it did not commit.
 
         It gives up only when the process is stopping: the batch's messages then stay
         unacknowledged, with the broker, for the next run.
@@ -270,15 +288,15 @@ class Consumer:
                     log.warning("batch of %d rows not written at shutdown (%s); its messages "
                                 "stay with the broker", batch.rows, exc,
                                 extra={"action": "write_abandoned"})
-                    return False
+                    return None
                 log.warning("batch of %d rows not written (%s); retrying in %.1f s",
                             batch.rows, exc, delay, extra={"action": "write_retry"})
                 await self._drop_writer()
                 await asyncio.sleep(jittered(delay))
                 delay = min(delay * 2, 5)
         self._db_ok = True
-        self._record(batch, stored, refused, time.monotonic() - started)
-        return True
+        self._record(batch, stored.count, refused, time.monotonic() - started)
+        return stored
 
     def _record(self, batch: Batch, stored: int, refused: list[Reject], seconds: float) -> None:
         self.metrics.commit_seconds.observe(seconds)
@@ -292,6 +310,11 @@ class Consumer:
                   len(batch.mapped.rejects) + len(refused), batch.messages,
                   extra={"action": "batch_flushed"})
 
+    def _announce(self, stored: Stored | None) -> None:
+        """Hand the newly stored rows to the announcer; it publishes on a task of its own."""
+        if stored is not None and self.announcer is not None:
+            self.announcer.hand(stored.rows)
+
     def _acknowledge(self, batch: Batch) -> None:
         if batch.generation != self.generation:
             return  # that connection is gone; the broker sends these again
@@ -301,7 +324,8 @@ class Consumer:
     async def _connected_writer(self) -> BatchWriter:
         if self._writer is None or self._writer.conn.is_closed():
             conn = await connect(self.settings.database_url, wait=2)
-            self._writer = BatchWriter(conn, self.settings.write_method)
+            self._writer = BatchWriter(conn, self.settings.write_method,
+                                       returning=self.announcer is not None)
         return self._writer
 
     async def _drop_writer(self) -> None:

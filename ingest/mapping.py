@@ -39,6 +39,7 @@ class Mapped:
 
     times: list[float] = field(default_factory=list)  # seconds since the epoch
     datastreams: list[int] = field(default_factory=list)
+    features: list[int | None] = field(default_factory=list)
     numbers: list[float | None] = field(default_factory=list)
     integers: list[int | None] = field(default_factory=list)
     strings: list[str | None] = field(default_factory=list)
@@ -48,10 +49,11 @@ class Mapped:
 
     def add(self, time: float, datastream: int, number: float | None = None,
             integer: int | None = None, string: str | None = None,
-            boolean: bool | None = None) -> None:
+            boolean: bool | None = None, feature: int | None = None) -> None:
         """One row; its result in the one column its type chooses."""
         self.times.append(time)
         self.datastreams.append(datastream)
+        self.features.append(feature)
         self.numbers.append(number)
         self.integers.append(integer)
         self.strings.append(string)
@@ -124,6 +126,7 @@ def map_message(
                      else registry.gateway_of.get(target.device_id) == sender_id)):
             out.times.append(entry.time)
             out.datastreams.append(target.datastream_id)
+            out.features.append(target.feature_id)
             out.numbers.append(float(entry.value))
             out.integers.append(None)
             out.strings.append(None)
@@ -183,15 +186,16 @@ def _type_refusal(value: object, kind: str) -> str | None:
 
 
 def _append(out: Mapped, entry: senml.Resolved, target: Target) -> None:
-    value, at, datastream = entry.value, entry.time, target.datastream_id
+    value, at = entry.value, entry.time
+    datastream, feature = target.datastream_id, target.feature_id
     if type(value) is bool:
-        out.add(at, datastream, boolean=value)
+        out.add(at, datastream, boolean=value, feature=feature)
     elif isinstance(value, str):
-        out.add(at, datastream, string=value)
+        out.add(at, datastream, string=value, feature=feature)
     elif target.kind == "integer" or (target.kind == "any" and isinstance(value, int)):
-        out.add(at, datastream, integer=int(value))
+        out.add(at, datastream, integer=int(value), feature=feature)
     else:
-        out.add(at, datastream, number=float(value))
+        out.add(at, datastream, number=float(value), feature=feature)
 
 
 def _device_of(name: str) -> str | None:

@@ -13,6 +13,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+NOTIFY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5)
 
 
 class IngestMetrics:
@@ -45,6 +46,17 @@ class IngestMetrics:
         self.write_failures = Counter("stadspuls_ingest_write_failures_total",
                                       "Batches that failed to commit and were retried",
                                       registry=r)
+        self.notifications = Counter("stadspuls_ingest_notifications_published_total",
+                                     "MQTT notifications of stored readings written to the "
+                                     "broker", registry=r)
+        self.notify_dropped = Counter("stadspuls_ingest_notifications_dropped_total",
+                                      "Notifications not published: broker away, too slow, "
+                                      "or ingest behind", registry=r)
+        self.notify_seconds = Histogram("stadspuls_ingest_notify_seconds",
+                                        "Time to encode and write one batch's notifications",
+                                        buckets=NOTIFY_BUCKETS, registry=r)
+        self.notify_connected = Gauge("stadspuls_ingest_notify_connected",
+                                      "1 while the notification connection is up", registry=r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -31,12 +31,13 @@ KINDS = {
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a resolved SenML record goes."""
+    """Where a resolved SenML record goes, and the FeatureOfInterest its reading gets."""
 
     datastream_id: int
     unit: str | None
     kind: str
     device_id: str
+    feature_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ async def load(conn: Any) -> Registry:
     """Read the registry view from the database."""
     streams = {
         r["name"]: Target(r["id"], r["senml_unit"], KINDS.get(r["observation_type"], "any"),
-                          r["device_id"])
+                          r["device_id"], r["feature_id"])
         for r in await conn.fetch(query("ingest", "registry_streams"))
     }
     gateway_of = {

@@ -35,9 +35,9 @@ async def run(settings: IngestSettings) -> None:
             consumer.stopping.set()
 
     server.add_done_callback(metrics_ended)
-    log.info("ingest starting: %s → %s, batches of %d rows or %.0f ms",
+    log.info("ingest starting: %s → %s, batches of %d rows or %.0f ms, notifications %s",
              ", ".join(settings.subscriptions), redact(settings.database_url),
-             settings.batch_max_rows, settings.batch_max_age_s * 1000,
+             settings.batch_max_rows, settings.batch_max_age_s * 1000, settings.notify_topics,
              extra={"action": "ingest_starting"})
     try:
         await consumer.run()

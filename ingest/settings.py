@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# What each stored reading is announced on: the standard's collection topics, only its
+# Datastream's (v1.1/Datastreams({id})/Observations), or nothing.
+NotifyTopics = Literal["all", "datastream", "off"]
+
 
 class IngestSettings(BaseSettings):
-    """How ingest reaches the broker and the database, and how it batches."""
+    """How ingest reaches the broker and the database, how it batches, and what it
+    announces on the SensorThings MQTT topics."""
 
     model_config = SettingsConfigDict(env_prefix="STADSPULS_", frozen=True)
 
@@ -26,6 +33,13 @@ class IngestSettings(BaseSettings):
     write_method: str = "copy"
     ingest_metrics_port: int = 9108
     drain_timeout_s: float = 10.0
+    # Notifications of stored readings (docs/mqtt.md).
+    notify_topics: NotifyTopics = "all"
+    # The API that serves the announced Observations: their @iot.selfLink starts with it.
+    api_url: str = "http://127.0.0.1:8080/v1.1"
+    # The broker notifications go to, when not the one readings come from.
+    notify_mqtt_host: str | None = None
+    notify_mqtt_port: int | None = None
 
     def command(self) -> list[str]:
         """The `python -m deploy ingest …` arguments that run ingest with these settings."""
@@ -37,8 +51,18 @@ class IngestSettings(BaseSettings):
             "--receive-maximum", str(self.receive_maximum),
             "--write-method", self.write_method,
             "--metrics-port", str(self.ingest_metrics_port),
+            "--notify", self.notify_topics, "--api-url", self.api_url,
+            "--notify-mqtt-host", self.notify_host, "--notify-mqtt-port", str(self.notify_port),
         ]
 
     @property
     def subscriptions(self) -> list[str]:
         return [self.topic_prefix + t for t in self.topics]
+
+    @property
+    def notify_host(self) -> str:
+        return self.notify_mqtt_host or self.mqtt_host
+
+    @property
+    def notify_port(self) -> int:
+        return self.notify_mqtt_port or self.mqtt_port

@@ -1,15 +1,18 @@
-"""Writing a batch: observations and rejects in one transaction.
+"""Writing a batch: observations and rejects in one transaction, and the Datastreams' times
+and areas widened to cover it.
 
 Two ways of moving a batch into the hypertable are kept, because which is faster depends on
 batch size and the server: `unnest`, one INSERT over column arrays; and `copy`, COPY into a
 session-local staging table then INSERT … SELECT. Both skip readings stored before, so a
-redelivered message lands once. docs/ingest.md gives the measurements.
+redelivered message lands once; asked to, both answer the rows newly stored, which are
+what notifications announce. docs/ingest.md gives the measurements.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,71 +26,136 @@ from ingest.mapping import Mapped, Reject
 REFUSED_ROW_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
 
 STAGING_COLUMNS = [
-    "phenomenon_time", "datastream_id", "result_number", "result_integer", "result_string",
-    "result_boolean",
+    "phenomenon_time", "datastream_id", "feature_id", "result_number", "result_integer",
+    "result_string", "result_boolean",
 ]
 
 
-class BatchWriter:
-    """Writes batches over one asyncpg connection."""
+@dataclass
+class Stored:
+    """What a write stored: how many readings were new and, when the writer returns them,
+    those rows (id, datastream_id, feature_id, phenomenon_time, result_number,
+    result_integer, result_string, result_boolean)."""
 
-    def __init__(self, conn: Any, method: str = "copy") -> None:
+    count: int
+    rows: list[Any] = field(default_factory=list)
+
+
+class BatchWriter:
+    """Writes batches over one asyncpg connection.
+
+    Args:
+        conn: the connection, used by this writer alone.
+        method: "copy" or "unnest".
+        returning: answer the rows newly stored (for notifications), not only their number.
+    """
+
+    def __init__(self, conn: Any, method: str = "copy", returning: bool = False) -> None:
         if method not in ("unnest", "copy"):
             raise ValueError(f"unknown write method {method!r}")
         self.conn = conn
         self.method = method
+        self.returning = returning
         self._staging_ready = False
 
-    async def write(self, mapped: Mapped) -> int:
-        """Commit the batch's rows and rejects; the number of rows newly stored."""
+    async def write(self, mapped: Mapped) -> Stored:
+        """Commit the batch's rows and rejects; what was newly stored."""
         if self.method == "copy" and not self._staging_ready:
             # Outside the batch's transaction: a rolled-back batch must not take it along.
             await self.conn.execute(query("ingest", "create_staging"))
             self._staging_ready = True
+        stored = Stored(0)
         async with self.conn.transaction():
-            stored = await self._observations(mapped) if mapped.times else 0
+            if mapped.times:
+                stored = await self._observations(mapped)
+                if self.method == "copy":
+                    await self.conn.execute(query("ingest", "extend_datastreams_from_staging"))
+                else:
+                    await self._extend(mapped.times, mapped.datastreams, mapped.features)
             if mapped.rejects:
                 await self._rejects(mapped.rejects)
         return stored
 
-    async def write_row_by_row(self, mapped: Mapped) -> tuple[int, list[Reject]]:
+    async def write_row_by_row(self, mapped: Mapped) -> tuple[Stored, list[Reject]]:
         """Commit the batch one row per savepoint; a row the database refuses becomes a
-        reject with the database's reason. The rows newly stored, and those rejects."""
-        stored = 0
+        reject with the database's reason. What was newly stored, and those rejects."""
+        stored = Stored(0)
         refused: list[Reject] = []
+        kept: list[tuple[Any, ...]] = []
         insert = query("ingest", "insert_observation")
         async with self.conn.transaction():
-            for row in zip(mapped.times, mapped.datastreams, mapped.numbers, mapped.integers,
-                           mapped.strings, mapped.booleans, strict=True):
+            for row in zip(mapped.times, mapped.datastreams, mapped.features, mapped.numbers,
+                           mapped.integers, mapped.strings, mapped.booleans, strict=True):
                 try:
                     async with self.conn.transaction():
-                        status = await self.conn.execute(insert, *row)
+                        new = await self.conn.fetchrow(insert, *row)
                 except REFUSED_ROW_ERRORS as exc:
                     refused.append(_refused_row(row, exc))
                     continue
-                stored += int(status.rsplit(" ", 1)[1])
+                kept.append(row)
+                if new is not None:
+                    stored.count += 1
+                    if self.returning:
+                        stored.rows.append(new)
+            if kept:
+                await self._extend([r[0] for r in kept], [r[1] for r in kept],
+                                   [r[2] for r in kept])
             if mapped.rejects or refused:
                 await self._rejects([*mapped.rejects, *refused])
         return stored, refused
 
-    async def _observations(self, m: Mapped) -> int:
-        if self.method == "unnest" and m.only_numbers:
-            status = await self.conn.execute(
-                query("ingest", "insert_numbers"), m.times, m.datastreams, m.numbers,
-            )
-        elif self.method == "unnest":
-            status = await self.conn.execute(
-                query("ingest", "insert_observations"), m.times, m.datastreams, m.numbers,
-                m.integers, m.strings, m.booleans,
-            )
-        else:
-            await self.conn.copy_records_to_table(
-                "observations_staging", columns=STAGING_COLUMNS,
-                records=zip(m.times, m.datastreams, m.numbers, m.integers, m.strings,
-                            m.booleans, strict=True),
-            )
-            status = await self.conn.execute(query("ingest", "move_staging"))
-        return int(status.rsplit(" ", 1)[1])
+    async def _observations(self, m: Mapped) -> Stored:
+        if self.method == "unnest":
+            if m.only_numbers and not self.returning:
+                status = await self.conn.execute(query("ingest", "insert_numbers"), m.times,
+                                                 m.datastreams, m.features, m.numbers)
+                return Stored(_row_count(status))
+            columns = (m.times, m.datastreams, m.features, m.numbers, m.integers, m.strings,
+                       m.booleans)
+            if self.returning:
+                rows = await self.conn.fetch(query("ingest", "insert_observations_returning"),
+                                             *columns)
+                return Stored(len(rows), rows)
+            status = await self.conn.execute(query("ingest", "insert_observations"), *columns)
+            return Stored(_row_count(status))
+        await self.conn.copy_records_to_table(
+            "observations_staging", columns=STAGING_COLUMNS,
+            records=zip(m.times, m.datastreams, m.features, m.numbers, m.integers, m.strings,
+                        m.booleans, strict=True),
+        )
+        if self.returning:
+            rows = await self.conn.fetch(query("ingest", "move_staging_returning"))
+            return Stored(len(rows), rows)
+        return Stored(_row_count(await self.conn.execute(query("ingest", "move_staging"))))
+
+    async def _extend(self, times: list[float], datastreams: list[int],
+                      features: list[int | None]) -> None:
+        """Widen the phenomenonTime and observedArea of the Datastreams written to, with the
+        shared queries of core/sql/datastreams.sql, given each one's first and last time
+        (the COPY path does the same from its staging table, without the round trip)."""
+        spans: dict[int, list[float]] = {}
+        places: set[tuple[int, int | None]] = set()
+        for at, datastream, feature in zip(times, datastreams, features, strict=True):
+            span = spans.get(datastream)
+            if span is None:
+                spans[datastream] = [at, at]
+                places.add((datastream, feature))
+                continue
+            if at < span[0]:
+                span[0] = at
+            elif at > span[1]:
+                span[1] = at
+            if feature is not None:
+                places.add((datastream, feature))
+        ids = [d for d, span in spans.items() for _ in span]
+        moments = [datetime.fromtimestamp(at, UTC) for span in spans.values() for at in span]
+        nothing = [None] * len(ids)
+        await self.conn.execute(query("datastreams", "extend_datastream_times"), ids, moments,
+                                nothing, nothing)
+        located = [(d, f) for d, f in places if f is not None]
+        if located:
+            await self.conn.execute(query("datastreams", "extend_datastream_areas"),
+                                    [d for d, _ in located], [f for _, f in located])
 
     async def _rejects(self, r: list[Reject]) -> None:
         await self.conn.execute(
@@ -98,8 +166,12 @@ class BatchWriter:
         )
 
 
+def _row_count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[1])
+
+
 def _refused_row(row: tuple[Any, ...], exc: Exception) -> Reject:
-    at, datastream, *results = row
+    at, datastream, _feature, *results = row
     value = next((v for v in results if v is not None), None)
     payload = json.dumps({"datastream": datastream, "t": at, "value": value})
     return Reject("", payload.encode(), "database", f"database refused the reading: {exc}",

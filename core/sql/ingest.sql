@@ -1,9 +1,11 @@
 -- registry_streams --
--- Every datastream a field device can publish to, by resolved SenML name.
+-- Every datastream a field device can publish to, by resolved SenML name, with the
+-- FeatureOfInterest of its readings: the one provisioning makes for the device.
 SELECT 'urn:dev:' || t.device_id || ':' || ds.record_name AS name, ds.id, ds.senml_unit,
-       ds.observation_type, t.device_id
+       ds.observation_type, t.device_id, f.id AS feature_id
 FROM datastreams ds
 JOIN things t ON t.id = ds.thing_id
+LEFT JOIN features_of_interest f ON f.key = 'device:' || t.device_id
 WHERE t.device_id IS NOT NULL AND ds.record_name IS NOT NULL;
 
 -- registry_devices --
@@ -17,46 +19,110 @@ WHERE t.device_id IS NOT NULL;
 -- Insert a batch from column arrays; a reading stored before (a redelivery) is skipped.
 -- Times come as seconds since the epoch and become timestamps here, in C.
 INSERT INTO observations (
-    phenomenon_time, datastream_id, result_number, result_integer, result_string,
-    result_boolean
+    phenomenon_time, datastream_id, feature_id, result_number, result_integer,
+    result_string, result_boolean
 )
-SELECT to_timestamp(t), d, n, i, s, b
-FROM unnest($1::float8[], $2::bigint[], $3::float8[], $4::bigint[], $5::text[], $6::boolean[])
-     AS r(t, d, n, i, s, b)
+SELECT to_timestamp(t), d, f, n, i, s, b
+FROM unnest($1::float8[], $2::bigint[], $3::bigint[], $4::float8[], $5::bigint[],
+            $6::text[], $7::boolean[]) AS r(t, d, f, n, i, s, b)
 ON CONFLICT DO NOTHING;
 
+-- insert_observations_returning --
+-- The same, answering each row newly stored: what a notification of it needs.
+INSERT INTO observations (
+    phenomenon_time, datastream_id, feature_id, result_number, result_integer,
+    result_string, result_boolean
+)
+SELECT to_timestamp(t), d, f, n, i, s, b
+FROM unnest($1::float8[], $2::bigint[], $3::bigint[], $4::float8[], $5::bigint[],
+            $6::text[], $7::boolean[]) AS r(t, d, f, n, i, s, b)
+ON CONFLICT DO NOTHING
+RETURNING id, datastream_id, feature_id, phenomenon_time, result_number, result_integer,
+          result_string, result_boolean;
+
 -- insert_numbers --
--- The same for a batch whose results are all numbers (the usual case): half the arrays.
-INSERT INTO observations (phenomenon_time, datastream_id, result_number)
-SELECT to_timestamp(t), d, n
-FROM unnest($1::float8[], $2::bigint[], $3::float8[]) AS r(t, d, n)
+-- The same for a batch whose results are all numbers (the usual case): fewer arrays.
+INSERT INTO observations (phenomenon_time, datastream_id, feature_id, result_number)
+SELECT to_timestamp(t), d, f, n
+FROM unnest($1::float8[], $2::bigint[], $3::bigint[], $4::float8[]) AS r(t, d, f, n)
 ON CONFLICT DO NOTHING;
 
 -- insert_observation --
--- One reading, for isolating the row the database refuses in a batch.
+-- One reading, for isolating the row the database refuses in a batch; answers the row if
+-- it is new.
 INSERT INTO observations (
-    phenomenon_time, datastream_id, result_number, result_integer, result_string,
-    result_boolean
-) VALUES (to_timestamp($1), $2, $3, $4, $5, $6)
-ON CONFLICT DO NOTHING;
+    phenomenon_time, datastream_id, feature_id, result_number, result_integer,
+    result_string, result_boolean
+) VALUES (to_timestamp($1), $2, $3, $4, $5, $6, $7)
+ON CONFLICT DO NOTHING
+RETURNING id, datastream_id, feature_id, phenomenon_time, result_number, result_integer,
+          result_string, result_boolean;
 
 -- create_staging --
 -- A session-local table that COPY fills before the rows move to observations.
 CREATE TEMP TABLE IF NOT EXISTS observations_staging (
-    phenomenon_time float8, datastream_id bigint, result_number float8,
+    phenomenon_time float8, datastream_id bigint, feature_id bigint, result_number float8,
     result_integer bigint, result_string text, result_boolean boolean
 ) ON COMMIT DELETE ROWS;
 
 -- move_staging --
 -- Move a COPYed batch into observations; a reading stored before is skipped.
 INSERT INTO observations (
-    phenomenon_time, datastream_id, result_number, result_integer, result_string,
-    result_boolean
+    phenomenon_time, datastream_id, feature_id, result_number, result_integer,
+    result_string, result_boolean
 )
-SELECT to_timestamp(phenomenon_time), datastream_id, result_number, result_integer,
-       result_string, result_boolean
+SELECT to_timestamp(phenomenon_time), datastream_id, feature_id, result_number,
+       result_integer, result_string, result_boolean
 FROM observations_staging
 ON CONFLICT DO NOTHING;
+
+-- move_staging_returning --
+-- The same, answering each row newly stored.
+INSERT INTO observations (
+    phenomenon_time, datastream_id, feature_id, result_number, result_integer,
+    result_string, result_boolean
+)
+SELECT to_timestamp(phenomenon_time), datastream_id, feature_id, result_number,
+       result_integer, result_string, result_boolean
+FROM observations_staging
+ON CONFLICT DO NOTHING
+RETURNING id, datastream_id, feature_id, phenomenon_time, result_number, result_integer,
+          result_string, result_boolean;
+
+-- extend_datastreams_from_staging --
+-- Widen the phenomenonTime and observedArea of each Datastream the staged batch wrote to,
+-- by the rules of extend_datastream_times and extend_datastream_areas
+-- (core/sql/datastreams.sql), reading the batch where COPY put it instead of having it sent
+-- again. Ingest's readings have no result time and no interval end. A Datastream the batch
+-- does not widen is not written.
+WITH staged AS (
+    SELECT datastream_id AS d, feature_id, min(phenomenon_time) AS first,
+           max(phenomenon_time) AS last
+    FROM observations_staging
+    GROUP BY datastream_id, feature_id
+), new AS (
+    SELECT s.d, to_timestamp(min(s.first)) AS p_start, to_timestamp(max(s.last)) AS p_end,
+           ST_Collect(f.feature) AS geom
+    FROM staged s
+    LEFT JOIN features_of_interest f ON f.id = s.feature_id
+    GROUP BY s.d
+), widened AS (
+    SELECT ds.id, LEAST(ds.phenomenon_time_start, new.p_start) AS p_start,
+           GREATEST(ds.phenomenon_time_end, new.p_end) AS p_end,
+           CASE WHEN new.geom IS NULL THEN ds.observed_area
+                ELSE ST_ConvexHull(CASE WHEN ds.observed_area IS NULL THEN new.geom
+                                        ELSE ST_Collect(ds.observed_area, new.geom) END)
+           END AS area,
+           ds.phenomenon_time_start AS old_start, ds.phenomenon_time_end AS old_end,
+           ds.observed_area AS old_area
+    FROM datastreams ds JOIN new ON new.d = ds.id
+)
+UPDATE datastreams ds
+SET phenomenon_time_start = w.p_start, phenomenon_time_end = w.p_end, observed_area = w.area
+FROM widened w
+WHERE ds.id = w.id
+  AND (w.old_start IS DISTINCT FROM w.p_start OR w.old_end IS DISTINCT FROM w.p_end
+       OR (w.area IS NOT NULL AND (w.old_area IS NULL OR NOT ST_Equals(w.old_area, w.area))));
 
 -- insert_rejects --
 INSERT INTO rejected_messages (
