@@ -19,7 +19,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from api import expand, extras, formats, paths, query
+from api import expand, extras, formats, mqtt_create, notifications, openapi, paths, query, write
 from api.entities import ENTITY_SETS
 from api.errors import ApiError, BadRequest, NotFound, TooSlow
 from api.serialize import entity_json, value_json
@@ -30,9 +30,20 @@ from core.notify import NullNotifier
 log = logging.getLogger(__name__)
 
 VERSION = "v1.1"
+_CLASS = "http://www.opengis.net/spec/iot_sensing/1.1/req/"
+MQTT_CLASSES = [
+    f"{_CLASS}create-observations-via-mqtt/observations-creation",
+    f"{_CLASS}receive-updates-via-mqtt/receive-updates",
+]
+# Each is walked by its own module of the conformance suite in tests/conformance.
 CONFORMANCE = [
-    "http://www.opengis.net/spec/iot_sensing/1.1/req/datamodel",
-    "http://www.opengis.net/spec/iot_sensing/1.1/req/resource-path/resource-path-to-entities",
+    f"{_CLASS}datamodel",
+    f"{_CLASS}resource-path/resource-path-to-entities",
+    f"{_CLASS}request-data",
+    f"{_CLASS}create-update-delete",
+    f"{_CLASS}batch-request/batch-request",
+    f"{_CLASS}data-array/data-array",
+    *MQTT_CLASSES,
 ]
 
 
@@ -52,7 +63,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         )
         app.state.store = Store(pool)
         try:
-            yield
+            async with notifications.notifier(settings) as notifier:
+                app.state.notifier = notifier
+                async with mqtt_create.listening(app):
+                    yield
         finally:
             await pool.close()
 
@@ -67,7 +81,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_exception_handler(asyncpg.InvalidParameterValueError, _unusable_value)
     app.include_router(extras.router)
     app.add_api_route(f"/{VERSION}", service_root, methods=["GET"])
-    app.add_api_route(f"/{VERSION}/{{path:path}}", read, methods=["GET"])
+    app.add_api_route(f"/{VERSION}/{{path:path}}", read, methods=["GET"],
+                      include_in_schema=False)
+    app.include_router(write.router, prefix=f"/{VERSION}")
+    app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     return app
 
 
@@ -109,11 +126,17 @@ def _base(request: Request) -> str:
 
 
 async def service_root(request: Request) -> dict[str, Any]:
-    """The service root: the entity sets and the conformance classes implemented."""
+    """The service root: the entity sets, the conformance classes implemented, and where
+    the MQTT extension's broker is."""
     base = _base(request)
+    settings: ApiSettings = request.app.state.settings
+    server: dict[str, Any] = {"conformance": CONFORMANCE}
+    if settings.mqtt_enabled:
+        endpoint = {"endpoints": [f"mqtt://{settings.mqtt_host}:{settings.mqtt_port}"]}
+        server.update(dict.fromkeys(MQTT_CLASSES, endpoint))
     return {
         "value": [{"name": name, "url": f"{base}/{name}"} for name in ENTITY_SETS],
-        "serverSettings": {"conformance": CONFORMANCE},
+        "serverSettings": server,
     }
 
 
@@ -131,12 +154,13 @@ async def read(path: str, request: Request, store: StoreDep) -> Response:
     if not resource.single:
         read_opts = replace(opts, select=formats.needed_columns(result_format, entity,
                                                                  opts.select))
-        rows, total, more = await store.collection(resource, read_opts)
+        page = await store.collection(resource, read_opts, settings.count_estimate_threshold)
+        rows = page.rows
         body: dict[str, Any] = {}
-        if total is not None:
-            body["@iot.count"] = total
-        if more and opts.top > 0:
-            body["@iot.nextLink"] = _next_link(request, opts.skip + opts.top)
+        if page.total is not None:
+            body["@iot.count"] = page.total
+        if page.more and opts.top > 0:
+            body["@iot.nextLink"] = _next_link(request, opts.skip + opts.top, page.next_token)
         if result_format is not None:
             return formats.render(result_format, entity, rows, opts.select, base, body)
         if resource.ref:
@@ -171,7 +195,13 @@ async def _expand(store: Store, entity: Any, rows: list[dict[str, Any]],
             await expand.expand(conn, entity, rows, out, expansions, base, settings)
 
 
-def _next_link(request: Request, skip: int) -> str:
+def _next_link(request: Request, skip: int, token: str | None = None) -> str:
+    """The request with the next $skip, or with the $skiptoken after the page's last row
+    (and no $skip) where keyset paging serves the order."""
     params = dict(request.query_params)
-    params["$skip"] = str(skip)
+    if token is None:
+        params["$skip"] = str(skip)
+    else:
+        params.pop("$skip", None)
+        params["$skiptoken"] = token
     return f"{str(request.url).split('?')[0]}?{urlencode(params)}"

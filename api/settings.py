@@ -16,6 +16,9 @@ class ApiSettings(BaseSettings):
     page_size: int = 100
     max_page_size: int = 10_000
     statement_timeout_s: float = 30.0
+    # $count=true counts exactly up to this many rows; past it the answer is the planner's
+    # estimate (docs/api.md).
+    count_estimate_threshold: int = 100_000
     # The broker for the SensorThings MQTT extension: notifications of committed changes and
     # Observations created by clients. topic_prefix goes before every topic ("" in
     # production; tests give each its own).

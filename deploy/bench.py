@@ -4,7 +4,10 @@ On a fresh stack (its own state directory and free ports) the same load is sent 
 
 1. broker only: a subscriber that does nothing but count (the MQTT ceiling);
 2. database only: the same rows by COPY straight into the hypertable (the storage ceiling);
-3. Stadspuls: `stadspuls ingest` as a separate process, ack after commit, deduplicating.
+3. Stadspuls: `stadspuls ingest` as a separate process, ack after commit, deduplicating,
+   once for each notification setting asked for (by default with every reading announced
+   on the standard's three topics, and with notifications off); a run with notifications
+   ends when the last one is written to the broker, if that is after the last commit.
 
 The load generator runs in its own process too, like the devices it stands for. Latency
 is publish-to-commit per reading: readings carry their publish time as base time, and the
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
 import shutil
 import statistics
 import subprocess
@@ -24,6 +28,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import paho.mqtt.client as paho
@@ -38,7 +43,7 @@ from deploy.system import Postgres
 from devices.fleet import fleet
 from devices.provision import provision
 from ingest.mapping import Mapped
-from ingest.settings import IngestSettings
+from ingest.settings import IngestSettings, NotifyTopics
 from ingest.writer import BatchWriter
 from simulators.load import LoadPlan, LoadResult, publish
 
@@ -54,6 +59,7 @@ class BenchOptions:
     batch_rows: int = 5_000
     repeat: int = 3
     soak_s: float = 0.0
+    notify: tuple[NotifyTopics, ...] = ("all", "off")
 
 
 @dataclass
@@ -68,6 +74,8 @@ class Run:
     p99_ms: float | None = None
     peak_rss_mb: float | None = None
     stored: int | None = None
+    notified: int | None = None  # notification messages written to the broker
+    dropped: int | None = None  # and not written
 
     @property
     def readings_per_s(self) -> float:
@@ -83,7 +91,7 @@ class IngestBench:
     """What `bench ingest` measured."""
 
     runs: list[Run]
-    ratios: list[float]
+    ratios: dict[NotifyTopics, list[float]]  # by notification setting
     rss_samples_mb: list[tuple[float, float]]
 
 
@@ -114,24 +122,27 @@ async def bench_ingest(options: BenchOptions, install: Postgres, say: Any) -> In
             f"{plan.records_per_message}, from {len(devices)} devices; "
             f"{options.repeat} paired runs")
         database = await _database_only(conn, plan, say)
-        brokers, pipelines = [], []
+        brokers: list[Run] = []
+        pipelines: dict[NotifyTopics, list[Run]] = {mode: [] for mode in options.notify}
         for n in range(1, options.repeat + 1):
+            step = f"{n}/{options.repeat}"
             await conn.execute("TRUNCATE observations")
-            brokers.append(await _broker_only(settings, plan, f"{n}/{options.repeat}", say))
-            pipelines.append(await _pipeline(settings, conn, plan, options, None,
-                                             f"{n}/{options.repeat}", say))
-        broker, full = _median(brokers), _median(pipelines)
+            brokers.append(await _broker_only(settings, plan, step, say))
+            for mode in options.notify:
+                pipelines[mode].append(await _pipeline(settings, conn, plan, options, mode,
+                                                       None, step, say))
+        ratios = {mode: [p.readings_per_s / b.readings_per_s
+                         for b, p in zip(brokers, runs, strict=True)]
+                  for mode, runs in pipelines.items()}
+        broker = _median(brokers)
+        full = {mode: _median(runs) for mode, runs in pipelines.items()}
+        first = options.notify[0]
         await conn.execute("TRUNCATE observations")
-        half = full.messages_per_s / 2
-        latency = await _pipeline(settings, conn, plan, options, half, "latency", say)
+        half = full[first].messages_per_s / 2
+        latency = await _pipeline(settings, conn, plan, options, first, half, "latency", say)
         samples = await _soak(settings, conn, devices, options, half, say)
         await conn.close()
-        return IngestBench(
-            [broker, database, full, latency],
-            [p.readings_per_s / b.readings_per_s for b, p in zip(brokers, pipelines,
-                                                                  strict=True)],
-            samples,
-        )
+        return IngestBench([broker, database, *full.values(), latency], ratios, samples)
     finally:
         stack.stop()
         shutil.rmtree(state, ignore_errors=True)
@@ -181,17 +192,21 @@ async def _database_only(conn: Any, plan: LoadPlan, say: Any) -> Run:
 
 
 async def _pipeline(settings: StackSettings, conn: Any, plan: LoadPlan, options: BenchOptions,
-                    rate: float | None, step: str, say: Any) -> Run:
-    name = ("Stadspuls ingest" if rate is None
+                    notify: NotifyTopics, rate: float | None, step: str, say: Any) -> Run:
+    name = (f"Stadspuls ingest, notify {notify}" if rate is None
             else f"Stadspuls at half that rate ({rate:,.0f} msg/s)")
     say(f"{name} {step}")
     tag = _fresh_tag()
     plan = replace(plan, topic_prefix=f"{tag}/")
-    ingest = _start_ingest(settings, options, tag)
+    ingest = _start_ingest(settings, options, tag, notify)
     try:
         await _wait(lambda: http_ok(settings.ingest_metrics_port, "/healthz"), 60)
         published = await asyncio.to_thread(_publish_in_process, settings.mqtt_port, plan, rate)
         committed = await _wait_for_rows(conn, plan.readings)
+        # The run ends when the last reading is stored and, with notifications, announced.
+        notified, dropped, announced = await _notifications(
+            settings.ingest_metrics_port, plan.readings * TOPICS_PER_READING[notify])
+        finished = max(committed, announced)
         latencies = await conn.fetch(
             "SELECT (extract(epoch FROM pg_xact_commit_timestamp(xmin))"
             " - extract(epoch FROM phenomenon_time)) * 1000 AS ms FROM observations"
@@ -201,8 +216,8 @@ async def _pipeline(settings: StackSettings, conn: Any, plan: LoadPlan, options:
     finally:
         _stop(ingest)
     await conn.execute("TRUNCATE observations")
-    run = Run(name, committed - published.first_publish, plan.readings, plan.messages,
-              peak_rss_mb=peak, stored=stored)
+    run = Run(name, finished - published.first_publish, plan.readings, plan.messages,
+              peak_rss_mb=peak, stored=stored, notified=notified, dropped=dropped)
     if latencies:
         ms = sorted(r["ms"] for r in latencies)
         run.p50_ms = statistics.median(ms)
@@ -219,7 +234,7 @@ async def _soak(settings: StackSettings, conn: Any, devices: list[str], options:
     plan = LoadPlan(devices, int(rate * options.soak_s) * options.records_per_message,
                     options.records_per_message, start=1.6e9, topic_prefix=f"{_fresh_tag()}/")
     say(f"soak: {plan.messages:,} messages at {rate:,.0f} msg/s for {options.soak_s:.0f} s")
-    ingest = _start_ingest(settings, options, plan.topic_prefix.rstrip("/"))
+    ingest = _start_ingest(settings, options, plan.topic_prefix.rstrip("/"), options.notify[0])
     samples: list[tuple[float, float]] = []
     try:
         await _wait(lambda: http_ok(settings.ingest_metrics_port, "/healthz"), 60)
@@ -233,6 +248,30 @@ async def _soak(settings: StackSettings, conn: Any, devices: list[str], options:
     finally:
         _stop(ingest)
     return samples
+
+
+# Every device of the bench fleet has a FeatureOfInterest, so "all" is three topics each.
+TOPICS_PER_READING = {"all": 3, "datastream": 1, "off": 0}
+
+
+async def _notifications(port: int, expected: int) -> tuple[int, int, float]:
+    """(written, dropped) notifications of the ingest process with metrics on `port`, and
+    the wall time they first added up to `expected` (polled every 20 ms; the last batches'
+    may still be on their way when the rows are in), or after 60 s."""
+    if expected == 0:
+        return 0, 0, 0.0
+    names = ("stadspuls_ingest_notifications_published_total",
+             "stadspuls_ingest_notifications_dropped_total")
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient() as client:
+        while True:
+            text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+            values = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
+                      if line.startswith(names)}
+            written, dropped = int(values.get(names[0], 0)), int(values.get(names[1], 0))
+            if written + dropped >= expected or time.monotonic() > deadline:
+                return written, dropped, time.time()
+            await asyncio.sleep(0.02)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -250,13 +289,14 @@ def _fresh_tag() -> str:
     return f"bench-{time.monotonic_ns()}"
 
 
-def _start_ingest(settings: StackSettings, options: BenchOptions,
-                  tag: str) -> subprocess.Popen[bytes]:
+def _start_ingest(settings: StackSettings, options: BenchOptions, tag: str,
+                  notify: NotifyTopics) -> subprocess.Popen[bytes]:
     ingest = IngestSettings(
         database_url=settings.database_url, mqtt_port=settings.mqtt_port,
         mqtt_client_id=tag, topic_prefix=f"{tag}/",
         ingest_metrics_port=settings.ingest_metrics_port,
         write_method=options.write_method, batch_max_rows=options.batch_rows,
+        notify_topics=notify,
     )
     log = settings.state_dir / "logs" / "bench-ingest.log"
     with log.open("ab") as out:
@@ -335,16 +375,20 @@ def report(bench: IngestBench) -> str:
     runs = bench.runs
     ceiling = runs[0].readings_per_s
     lines = [f"{'run':<50} {'readings/s':>11} {'msg/s':>9} {'of ceiling':>10} "
-             f"{'p50 ms':>7} {'p99 ms':>7} {'RSS MB':>7} {'stored':>9}"]
+             f"{'p50 ms':>7} {'p99 ms':>7} {'RSS MB':>7} {'stored':>9} {'notified':>9} "
+             f"{'dropped':>8}"]
     for r in runs:
         lines.append(
             f"{r.name:<50} {r.readings_per_s:>11,.0f} {r.messages_per_s:>9,.0f} "
             f"{r.readings_per_s / ceiling:>10.0%} {_opt(r.p50_ms)} {_opt(r.p99_ms)} "
-            f"{_opt(r.peak_rss_mb)} {r.stored if r.stored is not None else '-':>9}"
+            f"{_opt(r.peak_rss_mb)} {_count(r.stored, 9)} {_count(r.notified, 9)} "
+            f"{_count(r.dropped, 8)}"
         )
-    ratios = ", ".join(f"{x:.0%}" for x in bench.ratios)
-    lines.append(f"\npipeline / broker ceiling, paired runs: {ratios}; "
-                 f"median {statistics.median(bench.ratios):.0%}")
+    lines.append("")
+    for mode, ratios in bench.ratios.items():
+        listed = ", ".join(f"{x:.0%}" for x in ratios)
+        lines.append(f"pipeline (notify {mode}) / broker ceiling, paired runs: {listed}; "
+                     f"median {statistics.median(ratios):.0%}")
     if bench.rss_samples_mb:
         lines.append("ingest RSS during the soak: " + ", ".join(
             f"{t:.0f} s {mb:.0f} MB" for t, mb in bench.rss_samples_mb))
@@ -353,6 +397,10 @@ def report(bench: IngestBench) -> str:
 
 def _opt(value: float | None) -> str:
     return f"{value:>7.0f}" if value is not None else f"{'-':>7}"
+
+
+def _count(value: int | None, width: int) -> str:
+    return f"{value:>{width}}" if value is not None else f"{'-':>{width}}"
 
 
 async def bench_write(
@@ -416,17 +464,37 @@ API_QUERIES = [
     ("the whole period downsampled to daily",
      "/api/Datastreams({ds})/series?interval=1 day&start={start}&end={end}"),
     ("latest value of every Datastream", "/api/latest"),
-    ("$count on all Observations", "/v1.1/Observations?$count=true&$top=1"),
+    ("$count on all Observations", "/v1.1/Observations?$count=true&$top=0"),
+    ("$count on a filter matching most Observations",
+     "/v1.1/Observations?$count=true&$top=0&$filter=result gt 20"),
+    ("$count on one day of a Datastream (exact)",
+     "/v1.1/Datastreams({ds})/Observations?$count=true&$top=0&$filter=phenomenonTime ge "
+     "{day}"),
+    ("a page of all Observations (default order)",
+     "/v1.1/Observations?$top=100"),
+    ("a page of all Observations in time order",
+     "/v1.1/Observations?$top=100&$orderby=phenomenonTime"),
     ("Things with Datastreams and their newest Observation",
      "/v1.1/Things?$expand=Datastreams($expand=Observations($top=1;"
      "$orderby=phenomenonTime desc))"),
     ("a geo filter", "/v1.1/Locations?$filter=st_within(location, geography'POLYGON((18.0 "
      "59.31, 18.06 59.31, 18.06 59.35, 18.0 59.35, 18.0 59.31))')"),
+    ("Things with a reading over 60 in the last day",
+     "/v1.1/Things?$filter=Datastreams/Observations/any(o: o/phenomenonTime ge {day} and "
+     "o/result gt 60)&$select=name"),
+    ("page 1 of a Datastream's Observations, newest first",
+     "/v1.1/Datastreams({ds})/Observations?$orderby=phenomenonTime desc"),
+    ("page {page} of a Datastream's Observations by $skip",
+     "/v1.1/Datastreams({ds})/Observations?$orderby=phenomenonTime desc&$skip={skip}"),
+    ("page {page} of a Datastream's Observations by $skiptoken",
+     "/v1.1/Datastreams({ds})/Observations?$orderby=phenomenonTime desc&$skiptoken={token}"),
 ]
+# Pages of the default size (100) reach this deep, or to the last page of fewer days.
+DEEP_PAGE = 500
 
 
 async def bench_api(
-    install: Postgres, days: int, repeat: int, say: Any
+    install: Postgres, days: int, repeat: int, say: Any, count_threshold: int | None = None
 ) -> list[tuple[str, float, float]]:
     """Seed `days` of one-minute data for the air-quality stations and time the API.
 
@@ -435,6 +503,7 @@ async def bench_api(
         days: how much data to seed, ending now.
         repeat: requests per query (medians and p99 over them).
         say: prints one progress line.
+        count_threshold: the API's count_estimate_threshold, if not its default.
 
     Returns:
         (query name, median ms, p99 ms) for each query of API_QUERIES.
@@ -459,22 +528,38 @@ async def bench_api(
                 say(f"  {n}/{len(streams)} datastreams")
         await conn.execute("ANALYZE observations")
         say(f"seeded in {time.perf_counter() - seeded:.0f} s")
+        if count_threshold is not None:
+            # The API process takes its settings from the environment it inherits.
+            os.environ["STADSPULS_COUNT_ESTIMATE_THRESHOLD"] = str(count_threshold)
         stack.start_api()
-        values = {"ds": streams[0]["id"], "start": _iso(start), "end": _iso(end),
-                  "day": _iso(end - timedelta(days=1)), "next_day": _iso(end)}
+        page = min(DEEP_PAGE, days * 1440 // 100)
+        values: dict[str, Any] = {
+            "ds": streams[0]["id"], "start": _iso(start), "end": _iso(end),
+            "day": _iso(end - timedelta(days=1)), "next_day": _iso(end), "page": page,
+            "skip": (page - 1) * 100}
         results = []
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}",
                                      timeout=60) as client:
+            values["token"] = await _skiptoken_before(client, values)
             for name, template in API_QUERIES:
                 url = template.format(**values)
                 times = await _time_requests(client, url, repeat)
-                results.append((name, statistics.median(times), _p99(times)))
-                say(f"  {name}: median {results[-1][1]:.1f} ms")
+                results.append((name.format(**values), statistics.median(times), _p99(times)))
+                say(f"  {results[-1][0]}: median {results[-1][1]:.1f} ms")
         await conn.close()
         return results
     finally:
         stack.stop()
         shutil.rmtree(state, ignore_errors=True)
+
+
+async def _skiptoken_before(client: httpx.AsyncClient, values: dict[str, Any]) -> str:
+    """The $skiptoken that the page before the deep page links to."""
+    response = await client.get(
+        f"/v1.1/Datastreams({values['ds']})/Observations?$orderby=phenomenonTime desc"
+        f"&$skip={values['skip'] - 100}&$select=id")
+    link: str = response.json()["@iot.nextLink"]
+    return parse_qs(urlsplit(link).query)["$skiptoken"][0]
 
 
 async def _time_requests(client: httpx.AsyncClient, url: str, repeat: int) -> list[float]:

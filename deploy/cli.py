@@ -33,7 +33,7 @@ from devices.errors import DeviceError
 from devices.fleet import FLEETS, fleet
 from devices.provision import list_devices, provision
 from ingest.service import run as run_ingest
-from ingest.settings import IngestSettings
+from ingest.settings import IngestSettings, NotifyTopics
 from simulators.cli import simulate
 from simulators.load import LoadPlan, publish
 
@@ -187,8 +187,10 @@ def _print_banner(settings: StackSettings, seconds: float) -> None:
         f"             psql -h 127.0.0.1 -p {settings.db_port} -U stadspuls {settings.db_name}\n"
         f"  broker     {settings.mqtt_url}\n"
         f"             mosquitto_sub -h 127.0.0.1 -p {settings.mqtt_port} -t 'gateways/#' -v\n"
+        f"             mosquitto_sub -h 127.0.0.1 -p {settings.mqtt_port} -t 'v1.1/Observations'"
+        " (readings as stored)\n"
         f"  ingest     http://127.0.0.1:{settings.ingest_metrics_port}/metrics\n"
-        f"  api        http://127.0.0.1:{settings.api_port}/v1.1 (SensorThings, read part)\n"
+        f"  api        http://127.0.0.1:{settings.api_port}/v1.1 (SensorThings; docs at /docs)\n"
         f"  logs       {state / 'logs'}\n"
         f"  devices    stadspuls devices list\n"
         "Press Ctrl-C to stop.\n"
@@ -280,10 +282,22 @@ def migrate(database_url: str) -> None:
               help="How batches reach the hypertable [STADSPULS_WRITE_METHOD; copy]")
 @click.option("--metrics-port", type=int, help="Port of /metrics and /healthz on 127.0.0.1 "
               "[STADSPULS_INGEST_METRICS_PORT; 9108]")
+@click.option("--notify", type=click.Choice(["all", "datastream", "off"]),
+              help="SensorThings MQTT topics each stored reading is announced on: the "
+              "standard's collection topics, only its Datastream's, or none "
+              "[STADSPULS_NOTIFY_TOPICS; all]")
+@click.option("--api-url", help="The API's root, for the @iot.selfLink of announced "
+              "Observations [STADSPULS_API_URL; http://127.0.0.1:8080/v1.1]")
+@click.option("--notify-mqtt-host", help="Broker for notifications "
+              "[STADSPULS_NOTIFY_MQTT_HOST; the --mqtt-host]")
+@click.option("--notify-mqtt-port", type=int, help="Its port "
+              "[STADSPULS_NOTIFY_MQTT_PORT; the --mqtt-port]")
 def ingest(**options: Any) -> None:
-    """Consume SenML readings from MQTT into TimescaleDB (ack after commit)."""
+    """Consume SenML readings from MQTT into TimescaleDB (ack after commit) and announce
+    them on the SensorThings MQTT topics."""
     names = {"client_id": "mqtt_client_id", "batch_rows": "batch_max_rows",
-             "batch_age": "batch_max_age_s", "metrics_port": "ingest_metrics_port"}
+             "batch_age": "batch_max_age_s", "metrics_port": "ingest_metrics_port",
+             "notify": "notify_topics"}
     given = {names.get(k, k): v for k, v in options.items() if v is not None}
     asyncio.run(run_ingest(IngestSettings(**given)))
 
@@ -291,9 +305,20 @@ def ingest(**options: Any) -> None:
 @cli.command("api")
 @click.option("--database-url", help="PostgreSQL URL [STADSPULS_DATABASE_URL]")
 @click.option("--port", "api_port", type=int, help="Port on 127.0.0.1 [STADSPULS_API_PORT; 8080]")
-def api_command(database_url: str | None, api_port: int | None) -> None:
-    """Serve the readings API (OGC SensorThings v1.1, read part) over HTTP."""
-    options = {"database_url": database_url, "api_port": api_port}
+@click.option("--mqtt-host", help="Broker of the SensorThings MQTT extension "
+              "[STADSPULS_MQTT_HOST; 127.0.0.1]")
+@click.option("--mqtt-port", type=int, help="Its port [STADSPULS_MQTT_PORT; 11883]")
+@click.option("--topic-prefix", help="Put before every MQTT topic [STADSPULS_TOPIC_PREFIX; none]")
+@click.option("--mqtt/--no-mqtt", "mqtt_enabled", default=None,
+              help="Serve the MQTT extension [STADSPULS_MQTT_ENABLED; on]")
+def api_command(database_url: str | None, api_port: int | None, mqtt_host: str | None,
+                mqtt_port: int | None, topic_prefix: str | None,
+                mqtt_enabled: bool | None) -> None:
+    """Serve the readings API (OGC SensorThings v1.1) over HTTP, and announce its changes
+    on the SensorThings MQTT topics."""
+    options = {"database_url": database_url, "api_port": api_port, "mqtt_host": mqtt_host,
+               "mqtt_port": mqtt_port, "topic_prefix": topic_prefix,
+               "mqtt_enabled": mqtt_enabled}
     given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
     settings = ApiSettings(**given)
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
@@ -369,8 +394,13 @@ def bench() -> None:
               help="Paired runs (ceiling, then pipeline); medians are reported.")
 @click.option("--soak", default=0.0, show_default=True,
               help="Seconds of load at half the sustained rate, sampling ingest's memory.")
+@click.option("--notify", multiple=True, default=("all", "off"), show_default=True,
+              type=click.Choice(["all", "datastream", "off"]),
+              help="Notification settings to run the pipeline with, each in every pair "
+              "(repeat the option); the first also runs the latency and soak runs.")
 def bench_ingest_command(readings: int, records_per_message: int, devices: int,
-                         write_method: str, batch_rows: int, repeat: int, soak: float) -> None:
+                         write_method: str, batch_rows: int, repeat: int, soak: float,
+                         notify: tuple[NotifyTopics, ...]) -> None:
     """Ingest throughput and latency against the broker and database ceilings.
 
     Starts a fresh stack on free ports; takes a minute or two on two cores.
@@ -378,8 +408,9 @@ def bench_ingest_command(readings: int, records_per_message: int, devices: int,
     postgres = installed_postgres()
     if postgres is None:
         raise click.ClickException("PostgreSQL is not installed; run `stadspuls setup`")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # ingest's metrics are polled
     options = BenchOptions(readings, records_per_message, devices, write_method, batch_rows,
-                           repeat, soak)
+                           repeat, soak, notify)
     measured = asyncio.run(bench_ingest(options, postgres, lambda line: log.info("%s", line)))
     click.echo(report(measured))
 
@@ -389,13 +420,22 @@ def bench_ingest_command(readings: int, records_per_message: int, devices: int,
               help="Days of one-minute data to seed for the air-quality stations (365: a year, "
               "23.7 million observations).")
 @click.option("--repeat", default=30, show_default=True, help="Requests per query.")
-def bench_api_command(days: int, repeat: int) -> None:
-    """Latency of the readings API on a seeded database, median and p99 per query."""
+@click.option("--count-threshold", type=int,
+              help="Rows up to which $count is exact; above it the API answers the "
+              "planner's estimate [STADSPULS_COUNT_ESTIMATE_THRESHOLD; 100000]")
+def bench_api_command(days: int, repeat: int, count_threshold: int | None) -> None:
+    """Latency of the readings API on a seeded database, median and p99 per query.
+
+    Among the queries: $count on all Observations (an estimate past the count threshold;
+    give a larger --count-threshold to time the exact count), and a deep page of one
+    Datastream's Observations reached by $skip and by the $skiptoken of a next link.
+    """
     postgres = installed_postgres()
     if postgres is None:
         raise click.ClickException("PostgreSQL is not installed; run `stadspuls setup`")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
-    results = asyncio.run(bench_api(postgres, days, repeat, lambda line: log.info("%s", line)))
+    results = asyncio.run(bench_api(postgres, days, repeat, lambda line: log.info("%s", line),
+                                    count_threshold))
     click.echo(f"{'query':<56} {'median ms':>10} {'p99 ms':>8}")
     for name, median, p99 in results:
         click.echo(f"{name:<56} {median:>10.1f} {p99:>8.1f}")

@@ -83,7 +83,7 @@ async def ingest(fleet_db: Any, ingest_settings: IngestSettings) -> AsyncIterato
 @pytest.fixture
 async def client(fleet_db: Any, db_url: str) -> AsyncIterator[httpx.AsyncClient]:
     """The readings API on this test's database (pages of 5), reached in process."""
-    app = create_app(ApiSettings(database_url=db_url, page_size=5))
+    app = create_app(ApiSettings(database_url=db_url, page_size=5, mqtt_enabled=False))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://city") as c:

@@ -6,17 +6,13 @@ from typing import Any
 
 import httpx
 import pytest
+from openapi_spec_validator import validate
 
 from api.app import create_app
 from api.settings import ApiSettings
+from tests.integration.readings import get, seed_hour
 
 T0 = "2026-09-21T10:00:00Z"
-
-
-async def get(client: httpx.AsyncClient, url: str, status: int = 200) -> Any:
-    response = await client.get(url)
-    assert response.status_code == status, response.text
-    return response.json()
 
 
 async def test_the_service_root_lists_exactly_the_eight_entity_sets(
@@ -108,7 +104,12 @@ async def test_observations_come_back_with_their_results_and_times(
     ("/v1.1/Things?$filter=name eq", 400, "bad_request"),
     ("/v1.1/Things?$filter=colour eq 'red'", 400, "bad_request"),
     ("/v1.1/Things?$filter=length(5) gt 1", 400, "bad_request"),
-    ("/v1.1/Things?$filter=Datastreams/name eq 'x'", 400, "bad_request"),
+    ("/v1.1/Things?$filter=Datastreams/colour eq 'x'", 400, "bad_request"),
+    ("/v1.1/Things?$orderby=Datastreams/name", 400, "bad_request"),
+    ("/v1.1/Things?$search=Hornsgatan", 501, "not_implemented"),
+    ("/v1.1/Observations?$apply=aggregate(result with average as mean)", 501,
+     "not_implemented"),
+    ("/v1.1/Things?$expand=Datastreams($levels=2)", 501, "not_implemented"),
     ("/v1.1/Observations?$filter=phenomenonTime gt 99999-01-01T00:00:00Z", 400, "bad_request"),
 ])
 async def test_a_bad_request_gets_a_json_error_never_a_500(
@@ -118,21 +119,10 @@ async def test_a_bad_request_gets_a_json_error_never_a_500(
     assert body["code"] == code and body["message"]
 
 
-async def _seed_hour(fleet_db: Any) -> int:
-    ds_id = int(await fleet_db.fetchval(
-        "SELECT ds.id FROM datastreams ds JOIN things t ON t.id = ds.thing_id "
-        "WHERE t.device_id = 'aq-hornsgatan-108' AND ds.record_name = 'no2'"))
-    await fleet_db.execute(
-        "INSERT INTO observations (phenomenon_time, datastream_id, result_number) "
-        "SELECT '2026-09-21T10:00:00Z'::timestamptz + make_interval(mins => m), $1, m "
-        "FROM generate_series(0, 119) m", ds_id)
-    return ds_id
-
-
 async def test_the_latest_reading_of_every_datastream_comes_in_one_request(
     client: httpx.AsyncClient, fleet_db: Any
 ) -> None:
-    ds_id = await _seed_hour(fleet_db)
+    ds_id = await seed_hour(fleet_db)
     latest = await get(client, "/api/latest")
     assert len(latest["value"]) == 155
     mine = next(v for v in latest["value"] if v["datastream"] == ds_id)
@@ -145,7 +135,7 @@ async def test_the_latest_reading_of_every_datastream_comes_in_one_request(
 async def test_a_series_is_downsampled_per_interval(
     client: httpx.AsyncClient, fleet_db: Any
 ) -> None:
-    ds_id = await _seed_hour(fleet_db)
+    ds_id = await seed_hour(fleet_db)
     hourly = await get(client, f"/api/Datastreams({ds_id})/series?interval=1 hour"
                                "&start=2026-09-21T10:00:00Z&end=2026-09-21T12:00:00Z")
     assert [(b["time"], b["avg"], b["min"], b["max"], b["count"]) for b in hourly["value"]] == [
@@ -191,7 +181,7 @@ async def test_bad_series_requests_get_json_errors(
 async def test_filters_select_exactly_the_matching_entities(
     client: httpx.AsyncClient, fleet_db: Any, url: str, count: int
 ) -> None:
-    await _seed_hour(fleet_db)
+    await seed_hour(fleet_db)
     body = await get(client, f"{url}&$count=true")
     assert body["@iot.count"] == count
 
@@ -199,7 +189,7 @@ async def test_filters_select_exactly_the_matching_entities(
 async def test_next_links_keep_the_filter_and_order(
     client: httpx.AsyncClient, fleet_db: Any
 ) -> None:
-    await _seed_hour(fleet_db)
+    await seed_hour(fleet_db)
     url = "/v1.1/Observations?$filter=result lt 12&$orderby=result desc"
     seen: list[float] = []
     while url:
@@ -212,7 +202,7 @@ async def test_next_links_keep_the_filter_and_order(
 async def test_expand_nests_related_entities_with_their_own_options(
     client: httpx.AsyncClient, fleet_db: Any
 ) -> None:
-    ds_id = await _seed_hour(fleet_db)
+    ds_id = await seed_hour(fleet_db)
     url = ("/v1.1/Things?$filter=name eq 'Hornsgatan 108'&$select=name"
            "&$expand=Datastreams($select=name;$filter=id eq " + str(ds_id) +
            ";$expand=Observations($top=2;$orderby=phenomenonTime desc;$select=result),"
@@ -270,13 +260,13 @@ async def test_a_query_past_the_statement_timeout_is_a_503_not_a_500(
 async def test_observations_as_a_data_array_grouped_by_datastream(
     client: httpx.AsyncClient, fleet_db: Any
 ) -> None:
-    ds_id = await _seed_hour(fleet_db)
+    ds_id = await seed_hour(fleet_db)
     body = await get(client, "/v1.1/Observations?$resultFormat=dataArray&$top=3&$count=true"
                              "&$select=phenomenonTime,result&$orderby=phenomenonTime")
     (group,) = body["value"]
     assert group["Datastream@iot.navigationLink"].endswith(f"/Datastreams({ds_id})")
-    assert group["components"] == ["id", "phenomenonTime", "result"]
-    assert [row[1:] for row in group["dataArray"]] == [
+    assert group["components"] == ["phenomenonTime", "result"]
+    assert group["dataArray"] == [
         ["2026-09-21T10:00:00Z", 0.0], ["2026-09-21T10:01:00Z", 1.0],
         ["2026-09-21T10:02:00Z", 2.0]]
     assert body["@iot.count"] == 120 and "@iot.nextLink" in body
@@ -287,8 +277,8 @@ async def test_things_as_csv(client: httpx.AsyncClient) -> None:
                                 "&$orderby=name&$top=2")
     assert response.headers["content-type"].startswith("text/csv")
     lines = response.text.splitlines()
-    assert lines[0] == "id,name,properties"
-    assert lines[1].split(",", 1)[1] == 'E4/E20 Lilla Essingen,"{""site_role"": ""street""}"'
+    assert lines[0] == "name,properties"
+    assert lines[1] == 'E4/E20 Lilla Essingen,"{""site_role"": ""street""}"'
 
 
 async def test_locations_as_geojson(client: httpx.AsyncClient) -> None:
@@ -321,3 +311,39 @@ async def test_csv_pages_carry_count_and_next_link_in_headers_and_geojson_keeps_
     feature = body["features"][0]
     assert feature["geometry"]["type"] == "Point"
     assert set(feature["properties"]) == {"name"}
+
+
+async def test_a_constant_sort_key_changes_nothing(client: httpx.AsyncClient) -> None:
+    body = await get(client, "/v1.1/Things?$orderby=false,name desc&$top=1&$select=name")
+    assert body["value"] == [{"name": "Valhallavägen westbound"}]
+
+
+@pytest.mark.parametrize(("url", "names"), [
+    ("/v1.1/Things?$filter=substring(name, 11, 3) eq '108'", ["Hornsgatan 108"]),
+    ("/v1.1/Things?$filter=substring(name, 4) eq 'vägen 59'", ["Sveavägen 59"]),
+])
+async def test_substring_counts_from_zero(
+    client: httpx.AsyncClient, url: str, names: list[str]
+) -> None:
+    body = await get(client, f"{url}&$select=name")
+    assert [t["name"] for t in body["value"]] == names
+
+
+async def test_a_substring_position_past_the_database_range_is_a_400(
+    client: httpx.AsyncClient,
+) -> None:
+    body = await get(client, "/v1.1/Things?$filter=substring(name, 9999999999) eq 'x'", 400)
+    assert body["code"] == "bad_request"
+
+
+async def test_the_openapi_description_is_valid_and_describes_every_entity_path(
+    client: httpx.AsyncClient,
+) -> None:
+    doc = await get(client, "/openapi.json")
+    validate(doc)
+    assert doc["openapi"].startswith("3.1")
+    for name in ("Things", "Observations", "FeaturesOfInterest"):
+        assert set(doc["paths"][f"/v1.1/{name}"]) == {"get", "post"}
+        assert {"get", "patch", "put", "delete"} <= set(doc["paths"][f"/v1.1/{name}({{id}})"])
+    assert "/v1.1/{path}" not in doc["paths"]
+    assert "/v1.1/CreateObservations" in doc["paths"] and "/v1.1/$batch" in doc["paths"]
