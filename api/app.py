@@ -1,4 +1,4 @@
-"""The readings API: OGC SensorThings API v1.1 (read part of Sensing core) under /v1.1.
+"""The readings API: OGC SensorThings API v1.1 (Part 1: Sensing) under /v1.1.
 
 The pool is built in the lifespan and reaches handlers through `StoreDep`; one exception
 handler turns every ApiError into a JSON body with a stable code.
@@ -22,14 +22,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from api import expand, extras, formats, mqtt_create, notifications, openapi, paths, query, write
 from api.entities import ENTITY_SETS
 from api.errors import ApiError, BadRequest, NotFound, TooSlow
+from api.operations import base_url
 from api.serialize import entity_json, value_json
 from api.settings import ApiSettings
 from api.store import Store
-from core.notify import NullNotifier
+from core.notify import VERSION, NullNotifier
 
 log = logging.getLogger(__name__)
 
-VERSION = "v1.1"
 _CLASS = "http://www.opengis.net/spec/iot_sensing/1.1/req/"
 MQTT_CLASSES = [
     f"{_CLASS}create-observations-via-mqtt/observations-creation",
@@ -121,16 +121,14 @@ async def _too_slow(request: Request, exc: asyncpg.QueryCanceledError) -> JSONRe
     return await _api_error(request, TooSlow())
 
 
-def _base(request: Request) -> str:
-    return f"{str(request.base_url).rstrip('/')}/{VERSION}"
-
-
 async def service_root(request: Request) -> dict[str, Any]:
     """The service root: the entity sets, the conformance classes implemented, and where
     the MQTT extension's broker is."""
-    base = _base(request)
+    base = base_url(request)
     settings: ApiSettings = request.app.state.settings
-    server: dict[str, Any] = {"conformance": CONFORMANCE}
+    claimed = CONFORMANCE if settings.mqtt_enabled else [
+        c for c in CONFORMANCE if c not in MQTT_CLASSES]
+    server: dict[str, Any] = {"conformance": claimed}
     if settings.mqtt_enabled:
         endpoint = {"endpoints": [f"mqtt://{settings.mqtt_host}:{settings.mqtt_port}"]}
         server.update(dict.fromkeys(MQTT_CLASSES, endpoint))
@@ -150,7 +148,7 @@ async def read(path: str, request: Request, store: StoreDep) -> Response:
     expansions = expand.parse(request.query_params.get("$expand"))
     result_format = request.query_params.get("$resultFormat")
     formats.check(result_format, entity)
-    base = _base(request)
+    base = base_url(request)
     if not resource.single:
         read_opts = replace(opts, select=formats.needed_columns(result_format, entity,
                                                                  opts.select))

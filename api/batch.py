@@ -28,7 +28,6 @@ from fastapi.responses import JSONResponse
 from api.bodies import parse_json
 from api.errors import ApiError, BadRequest, FailedDependency
 from api.operations import (
-    VERSION,
     Outcome,
     announce,
     base_url,
@@ -37,7 +36,7 @@ from api.operations import (
     media_type,
 )
 from api.writer import Writer
-from core.notify import Change
+from core.notify import VERSION, Change
 
 MAX_REQUESTS = 1000
 METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")

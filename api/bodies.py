@@ -171,8 +171,11 @@ def _finite(text: str) -> float:
     return value
 
 
+MAX_NESTING = 8
+
+
 def draft(entity_set: str, body: Any, where: str, mode: Mode = "create",
-          implied: str | None = None) -> Draft:
+          implied: str | None = None, depth: int = 0) -> Draft:
     """The checked draft of `body`, an entity of `entity_set`.
 
     Args:
@@ -182,12 +185,15 @@ def draft(entity_set: str, body: Any, where: str, mode: Mode = "create",
         mode: "create" takes related entities inline and needs the mandatory links;
             "update" takes links to existing entities only.
         implied: the link the entity's place stands for; the body must not give it.
+        depth: how deep inside the request's entity this one sits.
 
     Raises:
         BadRequest: naming the first property that is unknown, missing or malformed.
     """
     if not isinstance(body, dict):
         raise BadRequest(f"{where} must be a JSON object")
+    if depth > MAX_NESTING:
+        raise BadRequest(f"{where}: entities nest deeper than {MAX_NESTING} levels")
     schema = SCHEMAS[entity_set]
     if "@iot.id" in body and mode == "create":
         raise BadRequest(f"{where}: @iot.id is given by the server; leave it out to create "
@@ -203,7 +209,7 @@ def draft(entity_set: str, body: Any, where: str, mode: Mode = "create",
                 raise BadRequest(f"{where}.{name}: given by where the entity is created; "
                                  "leave it out")
             out.links[name] = _links(entity_set, name, schema.links[name], value,
-                                     f"{where}.{name}", mode)
+                                     f"{where}.{name}", mode, depth)
         else:
             raise BadRequest(f"{where}: unknown property {name!r}")
     _require(schema, out, body, mode)
@@ -228,7 +234,7 @@ def _require(schema: Schema, out: Draft, body: dict[str, Any], mode: Mode) -> No
 
 
 def _links(entity_set: str, name: str, link: Link, value: Any, where: str,
-           mode: Mode) -> list[Draft | Ref]:
+           mode: Mode, depth: int) -> list[Draft | Ref]:
     if link.to_one:
         if not isinstance(value, dict):
             raise BadRequest(f"{where} must be an object")
@@ -247,7 +253,8 @@ def _links(entity_set: str, name: str, link: Link, value: Any, where: str,
             raise BadRequest(f"{at}: an update links existing entities by "
                              '{"@iot.id": ...} only')
         else:
-            out.append(draft(link.target, item, at, "create", implied=inverse))
+            out.append(draft(link.target, item, at, "create", implied=inverse,
+                             depth=depth + 1))
     return out
 
 

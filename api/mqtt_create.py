@@ -15,6 +15,7 @@ passed over. A payload that cannot be created is stored in `rejected_messages` w
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 from collections.abc import AsyncIterator
@@ -29,10 +30,11 @@ from paho.mqtt.properties import Properties
 
 from api.bodies import parse_json
 from api.errors import ApiError, TooSlow
-from api.operations import VERSION, execute
+from api.operations import execute
 from api.settings import ApiSettings
 from api.writer import Writer
 from core.mqtt_publish import USER_PROPERTY
+from core.notify import VERSION
 from core.queries import query
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ SESSION_EXPIRY_S = 7 * 24 * 3600
 RECEIVE_MAXIMUM = 100
 # Failures that say nothing about the message: wait and try it again.
 _UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                asyncpg.CannotConnectNowError, TooSlow)
+                asyncpg.CannotConnectNowError)
+TOO_SLOW_ATTEMPTS = 3
 
 
 class ObservationListener:
@@ -106,10 +109,17 @@ class ObservationListener:
         if USER_PROPERTY in (getattr(properties, "UserProperty", None) or []):
             return
         delay = 0.5
-        while True:
+        for attempt in itertools.count(1):
             try:
                 await self._create(topic, payload)
                 return
+            except TooSlow as exc:
+                # A message that is too slow every time would hold up the rest forever.
+                if attempt == TOO_SLOW_ATTEMPTS:
+                    await self._reject(topic, payload, exc.code, str(exc))
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
             except _UNAVAILABLE as exc:
                 log.warning("cannot store an MQTT Observation now (%s); retrying in %.1f s",
                             exc, delay, extra={"action": "mqtt_create_retry"})

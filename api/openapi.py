@@ -37,7 +37,8 @@ _OPTIONS = [
     ("$skiptoken", "string", "where the next page of Observations starts; taken from "
      "@iot.nextLink, never written by hand"),
     ("$count", "boolean", "add `@iot.count`, the number of entities matching $filter"),
-    ("$resultFormat", "string", "Observations only: `dataArray`, `CSV` or `GeoJSON`"),
+    ("$resultFormat", "string", "`dataArray` (Observations), `CSV` (any set) or `GeoJSON` "
+     "(Locations, FeaturesOfInterest, Datastreams)"),
 ]
 
 

@@ -32,9 +32,8 @@ from api.errors import (
 from api.paths import Resource
 from api.store import Sql, scope
 from api.writer import Writer
-from core.notify import Change
+from core.notify import VERSION, Change
 
-VERSION = "v1.1"
 JSON = "application/json"
 JSON_PATCH = "application/json-patch+json"
 
@@ -157,9 +156,11 @@ async def _address(writer: Writer, resource: Resource, path: str) -> int:
         raise NotAllowed(f"/{path} is a collection; address one entity, as "
                          f"{last.entity.set_name}(1)")
     sql = Sql()
+    # Locked until the commit: a concurrent update waits instead of writing back what this
+    # one read, and a concurrent delete cannot remove it under us.
     found = await writer.conn.fetchval(
-        f"SELECT e.id FROM {last.entity.table} e WHERE {scope(resource, sql)} LIMIT 1",
-        *sql.params)
+        f"SELECT e.id FROM {last.entity.table} e WHERE {scope(resource, sql)} LIMIT 1 "
+        "FOR NO KEY UPDATE", *sql.params)
     if found is None:
         raise NotFound(f"no {last.entity.name} at /{path}")
     return int(found)
@@ -207,6 +208,9 @@ async def database_errors() -> AsyncIterator[None]:
         raise BadRequest(f"the database refuses the entity: {exc}") from None
     except asyncpg.QueryCanceledError:
         raise TooSlow() from None
+    except asyncpg.TransactionRollbackError as exc:
+        # A deadlock or serialization failure with a concurrent write: nothing was stored.
+        raise Conflict(f"a concurrent change got in the way; send it again ({exc})") from None
     except (asyncpg.DataError, asyncpg.InternalServerError) as exc:
         # PostGIS reports a geometry it cannot use as an internal error (XX000).
         raise BadRequest(f"the database cannot use a value of the request: {exc}") from None

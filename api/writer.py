@@ -52,7 +52,8 @@ class Writer:
     def __init__(self, conn: Any, base: str) -> None:
         self.conn = conn
         self.base = base
-        self.touched: list[Touched] = []
+        # By (entity set, id), in the order first touched.
+        self.touched: dict[tuple[str, int], Touched] = {}
         self.summaries = Summaries()
         self._features: dict[int, int] = {}  # Datastream → FeatureOfInterest made for it
 
@@ -65,7 +66,8 @@ class Writer:
             async with self.conn.transaction():
                 yield
         except BaseException:
-            del self.touched[touched:]
+            for key in list(self.touched)[touched:]:
+                del self.touched[key]
             self.summaries.restore(summaries)
             self._features = features
             raise
@@ -375,18 +377,17 @@ class Writer:
         return int(new_id)
 
     def _touch(self, entity_set: str, entity_id: int, changed: tuple[str, ...] | None) -> None:
-        for t in self.touched:
-            if (t.entity_set, t.id) == (entity_set, entity_id):
-                if t.changed is not None and changed is not None:
-                    t.changed = tuple(dict.fromkeys(t.changed + changed))
-                return
-        self.touched.append(Touched(entity_set, entity_id, changed))
+        t = self.touched.get((entity_set, entity_id))
+        if t is None:
+            self.touched[(entity_set, entity_id)] = Touched(entity_set, entity_id, changed)
+        elif t.changed is not None and changed is not None:
+            t.changed = tuple(dict.fromkeys(t.changed + changed))
 
     async def finish(self) -> list[Change]:
         """Bring Datastream summaries up to date and describe every entity touched, as a
         GET renders it now; call it last, inside the transaction."""
         await self.summaries.apply(self.conn)
-        return await describe(self.conn, self.base, self.touched)
+        return await describe(self.conn, self.base, list(self.touched.values()))
 
 
 def result_columns(result: Any) -> tuple[Any, ...]:

@@ -4,6 +4,7 @@ broker under the module's own topic prefix."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -35,6 +36,8 @@ async def api_settings(stack: LocalStack) -> AsyncIterator[ApiSettings]:
 async def api(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(api_settings)
     async with app.router.lifespan_context(app):
+        # Observations published before the listener has subscribed would find no session.
+        await asyncio.wait_for(app.state.observation_listener.ready.wait(), 30)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
             yield client

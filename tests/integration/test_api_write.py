@@ -569,3 +569,32 @@ async def test_only_changes_ingest_reads_reload_its_registry(
         assert heard == ["datastreams"]
     finally:
         await listener.close()
+
+
+async def test_an_update_is_new_only_in_the_collections_of_the_links_it_changed(
+    api: Api,
+) -> None:
+    made = await api.post("/v1.1/Things", thing(Locations=[location()]))
+    other = await api.post("/v1.1/Locations", location("Slussen"))
+    api.notified.changes.clear()
+    await api.send("PATCH", f"/v1.1/Things({made['@iot.id']})", {"name": "Renamed"})
+    (renamed,) = api.notified.changes
+    assert (renamed.changed, renamed.parents) == (("name",), ())
+    api.notified.changes.clear()
+    await api.send("PATCH", f"/v1.1/Things({made['@iot.id']})",
+                   {"Locations": [{"@iot.id": other["@iot.id"]}]})
+    moved = next(c for c in api.notified.changes if c.entity_set == "Things")
+    assert moved.parents == (("Locations", other["@iot.id"]),)
+
+
+async def test_entities_nested_too_deep_are_a_400(api: Api) -> None:
+    body: dict[str, Any] = thing()
+    inner = body
+    for _ in range(12):  # Thing → Location → HistoricalLocation → Thing → …
+        place = location()
+        inner["Locations"] = [place]
+        history = {"time": T0, "Thing": thing()}
+        place["HistoricalLocations"] = [history]
+        inner = history["Thing"]
+    response = await api.client.post("/v1.1/Things", json=body)
+    assert response.status_code == 400 and "nest deeper" in response.json()["message"]

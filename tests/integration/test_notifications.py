@@ -137,6 +137,32 @@ async def test_ingested_readings_have_the_device_feature_and_widen_their_datastr
     assert page["@iot.count"] == 3
 
 
+async def test_readings_after_their_feature_is_deleted_are_stored_without_one(
+    ingest: Consumer, publisher: Publisher, fleet_db: Any,
+) -> None:
+    await publisher.device(HORNSGATAN, pack(no2=(20.0, T0)))
+    await wait_rows(fleet_db, 1)
+    await fleet_db.execute("DELETE FROM features_of_interest WHERE key = $1",
+                           f"device:{HORNSGATAN}")
+    # The cascade took the first reading. Readings published before ingest has reloaded
+    # its registry are refused; once it has, they are stored, without a feature.
+    assert await fleet_db.fetchval("SELECT count(*) FROM observations") == 0
+    for minute in range(1, 60):
+        await publisher.device(HORNSGATAN, pack(no2=(21.0, T0 + 60 * minute)))
+        await asyncio.sleep(0.5)
+        if await fleet_db.fetchval("SELECT count(*) FROM observations"):
+            break
+    assert await fleet_db.fetchval("SELECT feature_id FROM observations") is None
+    # From then on batches go in whole, without a refusal to isolate.
+    failures = metric(ingest, "write_failures_total")
+    for minute in range(60, 63):
+        await publisher.device(HORNSGATAN, pack(no2=(22.0, T0 + 60 * minute)))
+    await wait_rows(fleet_db, 4)
+    assert metric(ingest, "write_failures_total") == failures
+    assert await fleet_db.fetchval("SELECT count(*) FROM observations WHERE feature_id "
+                                   "IS NOT NULL") == 0
+
+
 async def test_the_datastream_setting_announces_on_the_datastream_topic_alone(
     fleet_db: Any, ingest_settings: IngestSettings, publisher: Publisher,
     subscriber: aiomqtt.Client, topic_prefix: str,
