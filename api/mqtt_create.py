@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
@@ -35,6 +34,7 @@ from api.settings import ApiSettings
 from api.writer import Writer
 from core.mqtt_publish import USER_PROPERTY
 from core.notify import VERSION
+from core.pacing import jittered
 from core.queries import query
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class ObservationListener:
                 log.exception("MQTT creation listener failed; restarting in %.1f s", delay,
                               extra={"action": "mqtt_create_failed"})
             self.ready.clear()
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            await asyncio.sleep(jittered(delay))
             delay = min(delay * 2, 30.0)
 
     async def _session(self) -> None:
@@ -118,12 +118,12 @@ class ObservationListener:
                 if attempt == TOO_SLOW_ATTEMPTS:
                     await self._reject(topic, payload, exc.code, str(exc))
                     return
-                await asyncio.sleep(delay)
+                await asyncio.sleep(jittered(delay))
                 delay = min(delay * 2, 30.0)
             except _UNAVAILABLE as exc:
                 log.warning("cannot store an MQTT Observation now (%s); retrying in %.1f s",
                             exc, delay, extra={"action": "mqtt_create_retry"})
-                await asyncio.sleep(delay)
+                await asyncio.sleep(jittered(delay))
                 delay = min(delay * 2, 30.0)
 
     async def _create(self, topic: str, payload: bytes) -> None:

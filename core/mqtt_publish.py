@@ -19,10 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import secrets
-import time
 from collections.abc import Iterable
+
+from core.pacing import ThrottledWarning, jittered
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,12 @@ def connect_packet(client_id: str, keepalive_s: int) -> bytes:
     return bytes([CONNECT]) + varint(len(body)) + body
 
 
-def publish_packet(topic: str, payload: bytes) -> bytes:
-    """PUBLISH at QoS 0, not retained, with the notification user property."""
-    topic_field = string(topic)
+def publish_packet(topic_field: bytes, payload: bytes) -> tuple[bytes, ...]:
+    """PUBLISH at QoS 0, not retained, with the notification user property, as the parts
+    to join: `topic_field` is the topic as an MQTT string (see `string`)."""
     size = len(topic_field) + len(PUBLISH_PROPERTIES) + len(payload)
-    return b"".join((bytes([PUBLISH]), varint(size), topic_field, PUBLISH_PROPERTIES, payload))
+    header = _HEADERS[size] if size < len(_HEADERS) else bytes([PUBLISH]) + varint(size)
+    return header, topic_field, PUBLISH_PROPERTIES, payload
 
 
 class Publisher:
@@ -100,8 +101,8 @@ class Publisher:
         self.settled = asyncio.Event()
         self._writer: asyncio.StreamWriter | None = None
         self._topics: dict[str, bytes] = {}
-        self._unlogged = 0
-        self._logged_at = 0.0
+        self._dropped_warning = ThrottledWarning(log, "%d notifications dropped: %s",
+                                                 "notifications_dropped", LOG_EVERY_S)
         self._closing = False
         self._congested = False
 
@@ -114,13 +115,9 @@ class Publisher:
         if writer.transport.get_write_buffer_size() > self.max_buffered_bytes:
             return self._drop(messages, "the broker does not keep up")
         parts: list[bytes] = []
-        topics, props, props_size = self._topics, PUBLISH_PROPERTIES, len(PUBLISH_PROPERTIES)
-        headers = _HEADERS
+        topics = self._topics
         for topic, payload in messages:
-            field = topics.get(topic) or self._topic_field(topic)
-            size = len(field) + props_size + len(payload)
-            parts += (headers[size] if size < 16_384 else bytes([PUBLISH]) + varint(size),
-                      field, props, payload)
+            parts += publish_packet(topics.get(topic) or self._topic_field(topic), payload)
         writer.write(b"".join(parts))
         count = len(parts) // 4
         self.published += count
@@ -165,7 +162,7 @@ class Publisher:
             finally:
                 self._forget()
                 self.settled.set()
-            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            await asyncio.sleep(jittered(delay))
             delay = min(delay * 2, 30)
 
     async def close(self) -> None:
@@ -233,12 +230,7 @@ class Publisher:
     def _drop(self, messages: Iterable[tuple[str, bytes]], why: str) -> int:
         count = sum(1 for _ in messages)
         self.dropped += count
-        self._unlogged += count
-        now = time.monotonic()
-        if self._unlogged and now - self._logged_at >= LOG_EVERY_S:
-            log.warning("%d notifications dropped: %s", self._unlogged, why,
-                        extra={"action": "notifications_dropped"})
-            self._unlogged, self._logged_at = 0, now
+        self._dropped_warning.add(count, why)
         return 0
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from typing import Any
 
@@ -32,6 +31,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from core.database import connect
+from core.pacing import jittered
 from ingest.batch import Batch
 from ingest.mapping import Reject, Rules, map_message
 from ingest.metrics import IngestMetrics
@@ -43,10 +43,6 @@ from ingest.writer import REFUSED_ROW_ERRORS, BatchWriter, Stored
 
 log = logging.getLogger(__name__)
 
-
-
-def jittered(delay: float) -> float:
-    return delay * random.uniform(0.5, 1.5)
 
 
 class Consumer:

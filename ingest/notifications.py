@@ -22,7 +22,8 @@ from typing import Any
 import msgspec
 
 from core import notify
-from core.mqtt_publish import Publisher
+from core.mqtt_publish import LOG_EVERY_S, Publisher
+from core.pacing import ThrottledWarning
 from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
 
@@ -73,8 +74,9 @@ class ObservationAnnouncer:
         self._all_topic = self.prefix + notify.entity_set_topic("Observations")
         self._datastream_topics: dict[int, str] = {}
         self._feature_topics: dict[int, str] = {}
-        self._unlogged = 0
-        self._logged_at = 0.0
+        self._behind_warning = ThrottledWarning(
+            log, "%d readings not announced: notifications fall behind%s", "notify_behind",
+            LOG_EVERY_S)
 
     def hand(self, rows: list[Any]) -> None:
         """Queue the rows a batch newly stored (rows of BatchWriter's RETURNING)."""
@@ -173,9 +175,4 @@ class ObservationAnnouncer:
         if self.every_topic:
             messages += len(rows) + sum(1 for r in rows if r[2] is not None)
         self.metrics.notify_dropped.inc(messages)
-        self._unlogged += len(rows)
-        now = time.monotonic()
-        if now - self._logged_at >= 10:
-            log.warning("%d readings not announced: notifications fall behind", self._unlogged,
-                        extra={"action": "notify_behind"})
-            self._unlogged, self._logged_at = 0, now
+        self._behind_warning.add(len(rows))

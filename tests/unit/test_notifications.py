@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from core.mqtt_publish import connect_packet, publish_packet, varint
+from core.mqtt_publish import connect_packet, publish_packet, string, varint
 from core.notify import Change, messages
 from ingest.metrics import IngestMetrics
 from ingest.notifications import ObservationAnnouncer
@@ -68,12 +68,19 @@ def test_lengths_are_variable_byte_integers(n: int, encoded: bytes) -> None:
 
 def test_a_publish_packet_is_qos0_with_the_notification_user_property() -> None:
     user_property = b"\x26\x00\x16stadspuls-notification\x00\x011"
-    assert publish_packet("a/b", b"{}") == (
+    assert b"".join(publish_packet(string("a/b"), b"{}")) == (
         b"\x30" + bytes([2 + 3 + 1 + len(user_property) + 2])  # remaining length
         + b"\x00\x03a/b"  # topic
         + bytes([len(user_property)]) + user_property  # properties
         + b"{}"
     )
+
+
+def test_a_long_publish_packet_has_a_three_byte_length() -> None:
+    payload = b"x" * 20_000
+    packet = b"".join(publish_packet(string("t"), payload))
+    assert packet[1:4] == varint(len(packet) - 4) and len(varint(len(packet) - 4)) == 3
+    assert packet.endswith(payload)
 
 
 def test_a_connect_packet_starts_clean_and_names_the_client() -> None:
