@@ -49,6 +49,9 @@ class Stream:
     observed_property: ObservedProperty
     unit: Unit
     observation_type: str = OM_MEASUREMENT
+    # Restricted datastreams are readable only by the owning agency (and admins); the
+    # registry sets this when the datastream is made and leaves later changes alone.
+    restricted: bool = False
 
 
 @dataclass(frozen=True)

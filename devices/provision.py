@@ -97,8 +97,9 @@ def _datastream_columns(
                 f"{s.observed_property.description} at {device.name}", s.observation_type,
                 s.unit.name, s.unit.symbol, s.unit.definition, s.unit.senml,
                 s.observed_property.key, device.model,
+                "restricted" if s.restricted else "open",
             ])
-    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 11
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * 12
 
 
 async def _upsert(conn: Any, name: str, columns: list[list[Any]]) -> tuple[int, int]:

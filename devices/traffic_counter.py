@@ -48,7 +48,10 @@ def lane_streams(lane: int) -> list[Stream]:
         streams.append(Stream(
             f"lane{lane}/{cls}/speed", f"Lane {lane} {cls} mean speed", MEAN_SPEED[cls], KMH,
         ))
-    streams.append(Stream(f"lane{lane}/occupancy", f"Lane {lane} occupancy", OCCUPANCY, RATIO))
+    # Occupancy serves the traffic management centre's incident detection; it is not
+    # published as open data.
+    streams.append(Stream(f"lane{lane}/occupancy", f"Lane {lane} occupancy", OCCUPANCY, RATIO,
+                          restricted=True))
     return streams
 
 

@@ -85,17 +85,18 @@ INSERT INTO historical_location_locations (historical_location_id, location_id)
 SELECT history.id, linked.location_id FROM history JOIN linked USING (thing_id);
 
 -- upsert_datastreams --
--- Datastreams by (device, SenML record name), owned by the device's agency.
+-- Datastreams by (device, SenML record name), owned by the device's agency. Access is the
+-- model's when a Datastream is made; a later change by an operator is kept.
 INSERT INTO datastreams (
     agency_id, thing_id, sensor_id, observed_property_id, name, description, observation_type,
-    unit_name, unit_symbol, unit_definition, record_name, senml_unit
+    unit_name, unit_symbol, unit_definition, record_name, senml_unit, access
 )
 SELECT t.agency_id, t.id, s.id, op.id, d.name, d.description, d.observation_type,
-       d.unit_name, d.unit_symbol, d.unit_definition, d.record, d.senml_unit
+       d.unit_name, d.unit_symbol, d.unit_definition, d.record, d.senml_unit, d.access
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-            $8::text[], $9::text[], $10::text[], $11::text[])
+            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
      AS d(device_id, record, name, description, observation_type, unit_name, unit_symbol,
-          unit_definition, senml_unit, property_key, sensor_key)
+          unit_definition, senml_unit, property_key, sensor_key, access)
 JOIN things t ON t.device_id = d.device_id
 JOIN observed_properties op ON op.key = d.property_key
 JOIN sensors s ON s.key = d.sensor_key

@@ -15,12 +15,29 @@ async def test_stockholm_fleet_lands_in_the_registry(db: Any) -> None:
     assert result.counts["datastreams"] == (expected_streams, expected_streams)
     assert await _count(db, "things") == 15
     assert await _count(db, "datastreams") == expected_streams
-    # The fleet's three, and 'city', which owns the Things created through the API.
-    assert await _count(db, "agencies") == 4
+    # The fleet's three, 'city', which owns the Things created through the API, and
+    # 'public', under which requests without a key are metered.
+    assert await _count(db, "agencies") == 5
     assert await _count(db, "gateways") == 4
     assert await _count(db, "thing_locations") == 15
     assert await _count(db, "historical_locations") == 15
     assert await _count(db, "features_of_interest") == 15
+
+
+async def test_lane_occupancy_is_restricted_and_an_operators_change_survives_reprovisioning(
+    db: Any,
+) -> None:
+    await provision(db, stockholm())
+    access = await db.fetch(
+        "SELECT access, bool_and(record_name LIKE '%/occupancy') AS occupancy, count(*) AS n "
+        "FROM datastreams GROUP BY 1 ORDER BY 1")
+    assert [(r["access"], r["occupancy"], r["n"]) for r in access] == [
+        ("open", False, 5 * 9 + 2 * 3 * 4 + 8 * 2 * 4), ("restricted", True, 2 * 3 + 8 * 2)]
+    opened = await db.fetchval(
+        "WITH one AS (SELECT id FROM datastreams WHERE access = 'restricted' LIMIT 1) "
+        "UPDATE datastreams d SET access = 'open' FROM one WHERE d.id = one.id RETURNING d.id")
+    await provision(db, stockholm())
+    assert await db.fetchval("SELECT access FROM datastreams WHERE id = $1", opened) == "open"
 
 
 async def test_devices_and_datastreams_belong_to_the_agency_that_runs_them(db: Any) -> None:
