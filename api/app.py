@@ -20,13 +20,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from api import expand, extras, formats, mqtt_create, notifications, openapi, paths, query, write
+from api.admin import router as admin_router
+from api.auth import Authentication, KeyChecker
 from api.entities import ENTITY_SETS
-from api.errors import ApiError, BadRequest, NotFound, TooSlow
+from api.errors import ApiError, BadRequest, NotFound, TooSlow, Unauthorized
 from api.operations import base_url
+from api.ratelimit import RateLimit
 from api.serialize import entity_json, value_json
 from api.settings import ApiSettings
-from api.store import Store
+from api.store import Store, create_pool
+from api.usage import UsageMiddleware, metering
 from core.notify import VERSION, NullNotifier
+from core.usage import OwnerTally, UsageMeter
 
 log = logging.getLogger(__name__)
 
@@ -47,23 +52,16 @@ CONFORMANCE = [
 ]
 
 
-async def _init_connection(conn: Any) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads,
-                              schema="pg_catalog")
-
-
 def create_app(settings: ApiSettings) -> FastAPI:
     """The API application, reading the database `settings` name."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(
-            settings.database_url, min_size=1, max_size=10, init=_init_connection,
-            server_settings={"statement_timeout": str(int(settings.statement_timeout_s * 1000))},
-        )
+        pool = await create_pool(settings)
         app.state.store = Store(pool)
         try:
-            async with notifications.notifier(settings) as notifier:
+            async with notifications.notifier(settings, app.state.published) as notifier, \
+                    metering(pool, app.state.usage, app.state.published, settings.usage_flush_s):
                 app.state.notifier = notifier
                 async with mqtt_create.listening(app):
                     yield
@@ -84,7 +82,15 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_api_route(f"/{VERSION}/{{path:path}}", read, methods=["GET"],
                       include_in_schema=False)
     app.include_router(write.router, prefix=f"/{VERSION}")
+    app.include_router(admin_router)
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
+    # Access (docs/api.md): the key's principal first, then its rate limit.
+    app.add_middleware(RateLimit, settings=settings)
+    app.add_middleware(Authentication, checker=KeyChecker(settings.key_cache_s))
+    # Usage per agency (api/usage.py): added last, so outermost, reading the principal the
+    # authentication middleware leaves in the scope.
+    app.state.usage, app.state.published = UsageMeter(), OwnerTally()
+    app.add_middleware(UsageMiddleware, meter=app.state.usage)
     return app
 
 
@@ -100,7 +106,9 @@ async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
     body: dict[str, Any] = {"code": exc.code, "message": str(exc)}
     if exc.position is not None:
         body["position"] = exc.position
-    return JSONResponse(body, status_code=exc.status)
+    headers = {"WWW-Authenticate": 'Bearer realm="stadspuls"'} \
+        if isinstance(exc, Unauthorized) else None
+    return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

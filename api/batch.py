@@ -11,7 +11,10 @@ Requests run in order. A request outside an atomicity group commits or fails alo
 requests of one group (they must be adjacent) commit together or not at all: when one
 fails, it answers its own error and the others of the group 424 Failed Dependency. `$id` at
 the start of a url stands for the entity request `id` created; a request that depends on
-one that failed is not run (424). GET requests are answered by the read API.
+one that failed is not run (424). GET requests are answered by the read API, with the
+batch's own Authorization header. Each write is authorized on its own (401, 403 in its
+response); the batch is one row of the audit log, naming every entity its committed writes
+touched.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from api import audit, principal
 from api.bodies import parse_json
 from api.errors import ApiError, BadRequest, FailedDependency
 from api.operations import (
@@ -63,6 +67,8 @@ class Run:
     made: dict[str, str] = field(default_factory=dict)  # request id → created entity path
     failed: set[str] = field(default_factory=set)  # request ids and group names
     responses: list[dict[str, Any]] = field(default_factory=list)
+    touched: list[tuple[str, int]] = field(default_factory=list)  # by committed writes
+    writes: int = 0
 
 
 async def handle(request: Request) -> JSONResponse:
@@ -75,6 +81,10 @@ async def handle(request: Request) -> JSONResponse:
             await _alone(run, members[0])
         else:
             await _atomic(run, group, members)
+    if run.writes:
+        async with request.app.state.store.pool.acquire() as conn:
+            await audit.record(conn, principal.current.get(), "http", "batch",
+                               f"POST {request.url.path}", audit.entities(run.touched), 200)
     return JSONResponse({"responses": run.responses})
 
 
@@ -84,8 +94,10 @@ async def _alone(run: Run, part: Part) -> None:
         if part.method == "GET":
             run.responses.append(await _read(run, part))
             return
+        pending: list[tuple[str, int]] = []
         async with run.request.app.state.store.pool.acquire() as conn, conn.transaction():
-            outcome = await _write(run, conn, part)
+            outcome = await _write(run, conn, part, pending)
+        run.touched += pending
     except ApiError as exc:
         run.failed.add(part.id)
         run.responses.append(_error(part, exc))
@@ -98,6 +110,7 @@ async def _atomic(run: Run, group: str, parts: list[Part]) -> None:
     outcomes: list[Outcome] = []
     made = dict(run.made)
     failure: tuple[Part, ApiError] | None = None
+    pending: list[tuple[str, int]] = []
     try:
         async with run.request.app.state.store.pool.acquire() as conn, conn.transaction():
             for part in parts:
@@ -105,7 +118,7 @@ async def _atomic(run: Run, group: str, parts: list[Part]) -> None:
                     _check_dependencies(run, part)
                     if part.method == "GET":
                         raise BadRequest("a GET cannot be part of an atomicity group")
-                    outcomes.append(await _write(run, conn, part))
+                    outcomes.append(await _write(run, conn, part, pending))
                 except ApiError as exc:
                     failure = (part, exc)
                     raise
@@ -120,26 +133,37 @@ async def _atomic(run: Run, group: str, parts: list[Part]) -> None:
                 part, FailedDependency(f"rolled back: request {failure[0].id!r} of "
                                        f"atomicity group {group!r} failed")))
         return
+    run.touched += pending
     changes: list[Change] = [c for o in outcomes for c in o.changes]
     await announce(run.request, changes)
     for part, outcome in zip(parts, outcomes, strict=True):
         _done(run, part, outcome)
 
 
-async def _write(run: Run, conn: Any, part: Part) -> Outcome:
+async def _write(run: Run, conn: Any, part: Part, touched: list[tuple[str, int]]) -> Outcome:
+    """One write part; what it touched is added to `touched`."""
+    run.writes += 1
     path = _path(run, part)
     if "?" in path:
         path = path.split("?", 1)[0]
-    return await execute(Writer(conn, base_url(run.request)), part.method, path, part.body,
-                         media_type(part.headers))
+    writer = Writer(conn, base_url(run.request))
+    outcome = await execute(writer, part.method, path, part.body, media_type(part.headers))
+    touched += [*writer.touched, *writer.deleted]
+    return outcome
 
 
 async def _read(run: Run, part: Part) -> dict[str, Any]:
     """A GET answered by the read API of this very application."""
-    transport = httpx.ASGITransport(app=run.request.app)
+    # As the batch's own client, so that its rate limit is the one that applies.
+    client_address = run.request.client
+    transport = httpx.ASGITransport(
+        app=run.request.app,
+        client=(client_address.host, client_address.port) if client_address else ("-", 0))
+    authorization = run.request.headers.get("authorization")
+    headers = {"Authorization": authorization} if authorization else {}
     async with httpx.AsyncClient(transport=transport,
                                  base_url=str(run.request.base_url)) as client:
-        answer = await client.get(f"/{VERSION}/{_path(run, part)}")
+        answer = await client.get(f"/{VERSION}/{_path(run, part)}", headers=headers)
     is_json = answer.headers.get("content-type", "").startswith("application/json")
     return {"id": part.id, "status": answer.status_code,
             "body": answer.json() if is_json else answer.text}

@@ -7,6 +7,12 @@ threshold that is the answer. Above it the answer is an estimate: TimescaleDB's
 of the planner for the filtered query (EXPLAIN), and never less than `threshold + 1`, which
 is known to be true. The standard allows it: clients "should be aware that the count
 returned inline may not exactly equal the actual number of items".
+
+Row-level security hides restricted Datastreams and their Observations from those who may
+not see them, but statistics know no principal: TimescaleDB's estimate counts every row,
+and the planner cannot tell how many rows the policy removes. So when something is hidden
+from the request's principal, the estimate is the planner's for the query with the hidden
+Datastreams excluded by value, which its statistics can weigh.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.queries import query
+
 
 async def count(conn: Any, tables: str, condition: str, params: list[Any], threshold: int,
-                hypertable: str | None = None) -> int:
+                hypertable: str | None = None, datastream_column: str | None = None) -> int:
     """The number of rows of `tables` (FROM text) satisfying `condition`.
 
     Args:
@@ -27,6 +35,9 @@ async def count(conn: Any, tables: str, condition: str, params: list[Any], thres
         threshold: up to this many rows the count is exact.
         hypertable: the table's name when the query reads all of one hypertable, which
             TimescaleDB can estimate from its chunks' statistics.
+        datastream_column: the column of the counted rows that names their Datastream
+            (e.datastream_id of Observations, e.id of Datastreams), for estimates that
+            leave out what the principal may not see.
 
     Returns:
         The exact count up to `threshold`, an estimate above it.
@@ -37,7 +48,13 @@ async def count(conn: Any, tables: str, condition: str, params: list[Any], thres
         *params, threshold + 1)
     if exact <= threshold:
         return int(exact)
-    if hypertable is not None:
+    hidden = (await conn.fetchval(query("api_access", "hidden_datastreams"))
+              if datastream_column is not None else None)
+    if hidden:
+        condition = (f"({condition}) AND NOT ({datastream_column} = "
+                     f"ANY(${len(params) + 1}::bigint[]))")
+        params = [*params, hidden]
+    if hypertable is not None and not hidden:
         estimate = await conn.fetchval("SELECT approximate_row_count($1::regclass)", hypertable)
     else:
         plan = await conn.fetchval(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {tables} "

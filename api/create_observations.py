@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
+from api import audit, permissions, principal
 from api.bodies import draft, parse_json
 from api.errors import ApiError, BadRequest
 from api.operations import announce, base_url, database_errors
@@ -30,16 +31,27 @@ COMPONENTS = ("phenomenonTime", "result", "resultTime", "resultQuality", "validT
 
 
 async def handle(request: Request) -> JSONResponse:
-    """Create the Observations of a dataArray body; 201 and a selfLink or "error" per row."""
-    groups = _groups(parse_json(await request.body()))
+    """Create the Observations of a dataArray body; 201 and a selfLink or "error" per row.
+    A row in a Datastream the key may not write to is an "error" too."""
+    who, target = principal.current.get(), f"POST {request.url.path}"
+    pool = request.app.state.store.pool
     results: list[str] = []
-    async with request.app.state.store.pool.acquire() as conn, conn.transaction():
-        writer = Writer(conn, base_url(request))
-        for g, (datastream, components, rows) in enumerate(groups):
-            for r, row in enumerate(rows):
-                results.append(await _row(writer, datastream, components, row,
-                                          f"[{g}].dataArray[{r}]"))
-        changes = await writer.finish()
+    try:
+        permissions.require_writer(who)
+        groups = _groups(parse_json(await request.body()))
+        async with pool.acquire() as conn, conn.transaction():
+            writer = Writer(conn, base_url(request))
+            for g, (datastream, components, rows) in enumerate(groups):
+                for r, row in enumerate(rows):
+                    results.append(await _row(writer, datastream, components, row,
+                                              f"[{g}].dataArray[{r}]"))
+            changes = await writer.finish()
+            await audit.record(conn, who, "http", "create_observations", target,
+                               audit.entities(writer.touched), 201)
+    except ApiError as exc:
+        await audit.record_refusal(pool, who, "http", "create_observations", target,
+                                   exc.status)
+        raise
     await announce(request, changes)
     return JSONResponse(results, status_code=201)
 

@@ -2,11 +2,14 @@
 
 ApiError
  ├── BadRequest     a malformed path, query option or body (400)
+ ├── Unauthorized   no API key where one is needed, or one that is not valid (401)
+ ├── Forbidden      the key's role or agency may not do this (403)
  ├── NotFound       no such entity or path (404)
  ├── NotAllowed     the method does not apply to the path (405)
  ├── Conflict       the change contradicts what is stored (409)
  ├── UnsupportedMediaType  a body in a format the request cannot take (415)
  ├── FailedDependency  a request of a batch depends on one that failed (424)
+ ├── TooManyRequests  the key (or address) ran past its rate limit (429)
  ├── NotImplementedOption  a system query option of OData not offered here (501)
  └── TooSlow        the query ran past the statement timeout (503)
 """
@@ -30,6 +33,20 @@ class BadRequest(ApiError):
 
     status = 400
     code = "bad_request"
+
+
+class Unauthorized(ApiError):
+    """This needs a valid API key, sent as `Authorization: Bearer <key>`."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    """The API key may not do this."""
+
+    status = 403
+    code = "forbidden"
 
 
 class NotFound(ApiError):
@@ -58,6 +75,17 @@ class UnsupportedMediaType(ApiError):
 
     status = 415
     code = "unsupported_media_type"
+
+
+class TooManyRequests(ApiError):
+    """Too many requests; wait as long as Retry-After says."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class NotImplementedOption(ApiError):

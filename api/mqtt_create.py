@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from api import audit, permissions, principal
 from api.bodies import parse_json
 from api.errors import ApiError, TooSlow
 from api.operations import execute
@@ -79,10 +80,12 @@ class ObservationListener:
         connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         connect.SessionExpiryInterval = SESSION_EXPIRY_S
         connect.ReceiveMaximum = RECEIVE_MAXIMUM
+        login = self.settings.mqtt_login()
         client = aiomqtt.Client(
             self.settings.mqtt_host, self.settings.mqtt_port,
             identifier=f"{self.settings.mqtt_client_id}-create",
-            protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=connect)
+            protocol=aiomqtt.ProtocolVersion.V5, clean_start=False, properties=connect,
+            username=login[0] if login else None, password=login[1] if login else None)
         # aiomqtt acknowledges on receipt; the paho client under it can wait for the
         # commit. Set before connecting: a persistent session delivers at once.
         client._client.manual_ack_set(True)
@@ -108,6 +111,15 @@ class ObservationListener:
         database is away."""
         if USER_PROPERTY in (getattr(properties, "UserProperty", None) or []):
             return
+        # The broker's ACL decided who may publish here; the database lets the listener
+        # write, and the audit log names the Datastream's agency.
+        token = principal.current.set(permissions.SERVICE)
+        try:
+            await self._attempts(topic, payload)
+        finally:
+            principal.current.reset(token)
+
+    async def _attempts(self, topic: str, payload: bytes) -> None:
         delay = 0.5
         for attempt in itertools.count(1):
             try:
@@ -137,7 +149,9 @@ class ObservationListener:
         path = topic[len(self.prefix):].removeprefix(f"{VERSION}/")
         try:
             async with self.app.state.store.pool.acquire() as conn, conn.transaction():
-                outcome = await execute(Writer(conn, self.base), "POST", path, body)
+                writer = Writer(conn, self.base)
+                outcome = await execute(writer, "POST", path, body)
+                await self._audit(conn, writer, path)
         except TooSlow:
             raise
         except ApiError as exc:
@@ -146,6 +160,13 @@ class ObservationListener:
         log.debug("created %s over MQTT", outcome.location,
                   extra={"action": "mqtt_observation_created"})
         await self.app.state.notifier.notify(outcome.changes)
+
+    async def _audit(self, conn: Any, writer: Writer, path: str) -> None:
+        touched = audit.entities(writer.touched)
+        observation = touched.get("Observations", [None])[0]
+        owner = await conn.fetchval(query("api_access", "owner_observations"), observation)
+        await audit.record(conn, permissions.SERVICE, "mqtt", "create",
+                           f"{VERSION}/{path}", touched, 201, agency_id=owner)
 
     async def _reject(self, topic: str, payload: bytes, code: str, reason: str) -> None:
         log.info("MQTT Observation rejected (%s): %s", code, reason,

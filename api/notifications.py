@@ -1,17 +1,98 @@
 """The API's side of the SensorThings MQTT extension's notifications: the notifier the
-write path hands its committed changes to (`app.state.notifier`)."""
+write path hands its committed changes to (`app.state.notifier`).
+
+Changes that concern a restricted Datastream (the Datastream, or one of its Observations)
+are confined to that Datastream's own topics (core/notify.py). Whether a Datastream is
+restricted is read at notification time on a connection of the notifier's own, as the
+stack's database user, so row-level security of the request does not hide it; when that
+read fails, such changes are not published at all rather than published everywhere.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import dataclasses
+import logging
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
 
 from api.settings import ApiSettings
-from core.notify import Notifier, NullNotifier, mqtt_notifier
+from core.mqtt_publish import Publisher
+from core.notify import Change, MqttNotifier, Notifier, NullNotifier, mqtt_notifier
+from core.queries import query
+from core.usage import OwnerTally
+
+log = logging.getLogger(__name__)
+
+# Changes whose topics depend on a Datastream's access.
+GUARDED = ("Datastreams", "Observations")
+
+
+class ConfiningNotifier(MqttNotifier):
+    """An MqttNotifier that confines the changes of restricted Datastreams first."""
+
+    def __init__(self, publisher: Publisher, prefix: str, database_url: str,
+                 published: OwnerTally | None = None) -> None:
+        super().__init__(publisher, prefix, published)
+        self.database_url = database_url
+        self._pool: Any = None
+
+    async def notify(self, changes: Sequence[Change]) -> None:
+        if not any(c.entity_set in GUARDED for c in changes):
+            await super().notify(changes)
+            return
+        try:
+            confined = await self.confine(changes)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("cannot tell which Datastreams are restricted (%s); their changes "
+                        "are not announced", exc, extra={"action": "notify_access_unknown"})
+            confined = [c for c in changes if c.entity_set not in GUARDED]
+        await super().notify(confined)
+
+    async def confine(self, changes: Sequence[Change]) -> list[Change]:
+        """`changes` with `confined_to` set on those of restricted Datastreams."""
+        datastream_of = {id(c): _datastream(c) for c in changes if c.entity_set in GUARDED}
+        unknown = [c.id for c in changes
+                   if c.entity_set == "Observations" and datastream_of[id(c)] is None]
+        pool = await self._connected()
+        async with pool.acquire() as conn:
+            looked_up = ({r["id"]: r["datastream_id"] for r in await conn.fetch(
+                query("notify", "observation_datastreams"), unknown)} if unknown else {})
+            for c in changes:
+                if c.entity_set == "Observations" and datastream_of[id(c)] is None:
+                    datastream_of[id(c)] = looked_up.get(c.id)
+            ids = sorted({d for d in datastream_of.values() if d is not None})
+            restricted = {r["id"] for r in await conn.fetch(
+                query("notify", "restricted_among"), ids)}
+        out = []
+        for c in changes:
+            ds = datastream_of.get(id(c))
+            if c.entity_set == "Observations" and ds is None:
+                continue  # gone since: nothing to tell whose it was
+            out.append(dataclasses.replace(c, confined_to=ds) if ds in restricted else c)
+        return out
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def _connected(self) -> Any:
+        if self._pool is None:
+            self._pool = await asyncpg.create_pool(self.database_url, min_size=0, max_size=2)
+        return self._pool
+
+
+def _datastream(change: Change) -> int | None:
+    if change.entity_set == "Datastreams":
+        return change.id
+    return next((pid for pset, pid in change.parents if pset == "Datastreams"), None)
 
 
 @asynccontextmanager
-async def notifier(settings: ApiSettings) -> AsyncIterator[Notifier]:
+async def notifier(settings: ApiSettings,
+                   published: OwnerTally | None = None) -> AsyncIterator[Notifier]:
     """A notifier publishing on the settings' broker while the context lasts; one that
     publishes nothing when the MQTT extension is off."""
     if not settings.mqtt_enabled:
@@ -19,5 +100,11 @@ async def notifier(settings: ApiSettings) -> AsyncIterator[Notifier]:
         return
     async with mqtt_notifier(settings.mqtt_host, settings.mqtt_port,
                              f"{settings.mqtt_client_id}-notify",
-                             settings.topic_prefix) as published:
-        yield published
+                             settings.topic_prefix, login=settings.mqtt_login(),
+                             published=published) as mqtt:
+        confining = ConfiningNotifier(mqtt.publisher, mqtt.prefix, settings.database_url,
+                                      mqtt.published)
+        try:
+            yield confining
+        finally:
+            await confining.close()

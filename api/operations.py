@@ -17,13 +17,14 @@ import jsonpointer
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from api import paths
+from api import paths, permissions, principal
 from api.bodies import INVERSE, SCHEMAS, Ref, draft
 from api.changes import render
 from api.errors import (
     ApiError,
     BadRequest,
     Conflict,
+    Forbidden,
     NotAllowed,
     NotFound,
     TooSlow,
@@ -78,6 +79,7 @@ async def execute(writer: Writer, method: str, path: str, payload: Any,
     Raises:
         ApiError: the write cannot be done; the caller's transaction must roll back.
     """
+    permissions.require_writer(principal.current.get())
     resource = paths.parse(path)
     if resource.member is not None or resource.ref:
         raise NotAllowed(f"{method} of /{path} is not offered; write whole entities")
@@ -102,8 +104,12 @@ async def _create(writer: Writer, resource: Resource, payload: Any, content_type
     parent, implied = None, None
     if len(resource.steps) > 1:
         owner = resource.steps[-2]
-        parent = Ref(owner.entity.set_name, await _address(writer, Resource(
-            resource.steps[:-1]), path))
+        parent_id = await _find(writer, Resource(resource.steps[:-1]), path)
+        if owner.entity.set_name not in permissions.CATALOGUE:
+            # Adding to a Thing's or Datastream's collection is changing it.
+            await permissions.check_change(writer.conn, principal.current.get(),
+                                           owner.entity.set_name, parent_id)
+        parent = Ref(owner.entity.set_name, parent_id)
         implied = INVERSE[(owner.entity.set_name, str(last.via))]
     entity_set = last.entity.set_name
     new_id = await writer.create(draft(entity_set, payload, last.entity.name, "create",
@@ -117,7 +123,7 @@ async def _update(writer: Writer, resource: Resource, payload: Any, method: str,
                   content_type: str, path: str) -> Outcome:
     entity = resource.steps[-1].entity
     entity_set = entity.set_name
-    entity_id = await _address(writer, resource, path)
+    entity_id = await _address(writer, resource, path, entity_set)
     current = await current_document(writer, entity_set, entity_id)
     if method == "PATCH" and content_type == JSON_PATCH:
         document = apply_json_patch(current, payload)
@@ -143,24 +149,45 @@ async def _update(writer: Writer, resource: Resource, payload: Any, method: str,
 
 async def _delete(writer: Writer, resource: Resource, path: str) -> Outcome:
     entity_set = resource.steps[-1].entity.set_name
-    entity_id = await _address(writer, resource, path)
+    entity_id = await _address(writer, resource, path, entity_set)
     if not await writer.delete(entity_set, entity_id):
         raise NotFound(f"nothing at /{path}")
     return Outcome(200, changes=await writer.finish())
 
 
-async def _address(writer: Writer, resource: Resource, path: str) -> int:
-    """The id of the one entity `resource` addresses; 404 when there is none."""
+async def _address(writer: Writer, resource: Resource, path: str,
+                   changing: str | None = None) -> int:
+    """The id of the one entity `resource` addresses; 404 when there is none, 403 when it
+    is `changing` (an entity set) and the request's key may not change it."""
     last = resource.steps[-1]
     if not resource.single:
         raise NotAllowed(f"/{path} is a collection; address one entity, as "
                          f"{last.entity.set_name}(1)")
+    if changing is not None:
+        # Found as a read finds it: the lock below sees only what the key may change.
+        await permissions.check_change(writer.conn, principal.current.get(), changing,
+                                       await _find(writer, resource, path))
     sql = Sql()
     # Locked until the commit: a concurrent update waits instead of writing back what this
     # one read, and a concurrent delete cannot remove it under us.
     found = await writer.conn.fetchval(
         f"SELECT e.id FROM {last.entity.table} e WHERE {scope(resource, sql)} LIMIT 1 "
         "FOR NO KEY UPDATE", *sql.params)
+    if found is None:
+        raise NotFound(f"no {last.entity.name} at /{path}")
+    return int(found)
+
+
+async def _find(writer: Writer, resource: Resource, path: str) -> int:
+    """The id of the one entity `resource` addresses, as a read sees it; 404 when none."""
+    last = resource.steps[-1]
+    if not resource.single:
+        raise NotAllowed(f"/{path} is a collection; address one entity, as "
+                         f"{last.entity.set_name}(1)")
+    sql = Sql()
+    found = await writer.conn.fetchval(
+        f"SELECT e.id FROM {last.entity.table} e WHERE {scope(resource, sql)} LIMIT 1",
+        *sql.params)
     if found is None:
         raise NotFound(f"no {last.entity.name} at /{path}")
     return int(found)
@@ -202,6 +229,10 @@ async def database_errors() -> AsyncIterator[None]:
             raise Conflict("the Datastream has an Observation at this phenomenonTime "
                            f"already ({exc.detail})") from None
         raise Conflict(f"an entity like this exists already ({exc.detail})") from None
+    except asyncpg.InsufficientPrivilegeError as exc:
+        # Row-level security (migration 0008): a row of another agency, or a catalogue
+        # entity changed without an admin's key.
+        raise Forbidden(f"the API key may not make this change: {exc}") from None
     except asyncpg.ForeignKeyViolationError as exc:
         raise Conflict(f"a related entity was changed meanwhile ({exc.detail})") from None
     except (asyncpg.CheckViolationError, asyncpg.NotNullViolationError) as exc:

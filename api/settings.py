@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.broker_login import read_login
 
 
 class ApiSettings(BaseSettings):
@@ -25,5 +29,25 @@ class ApiSettings(BaseSettings):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 11883
     mqtt_client_id: str = "stadspuls-api"
+    # The broker account the API logs in with (notifications and the creation listener);
+    # its password is read from the file. None: connect anonymously.
+    mqtt_username: str | None = None
+    mqtt_password_file: Path | None = None
     topic_prefix: str = ""
     mqtt_enabled: bool = True
+    # How often usage per agency (requests, bytes, notifications) is written to the
+    # database; what is metered since is lost if the process is killed (docs/costs.md).
+    usage_flush_s: float = 5.0
+    # Access (docs/api.md, "Access"): the database role the API's queries run as, under
+    # which row-level security holds; API keys; rate limits per key (per client address
+    # without a key), a token bucket refilled at *_per_s up to *_burst requests.
+    database_role: str = "stadspuls_api"
+    key_cache_s: float = 5.0
+    rate_limit_per_s: float = 50.0
+    rate_limit_burst: int = 200
+    anonymous_rate_limit_per_s: float = 10.0
+    anonymous_rate_limit_burst: int = 100
+
+    def mqtt_login(self) -> tuple[str, str] | None:
+        """(username, password) for the broker, or None to connect anonymously."""
+        return read_login(self.mqtt_username, self.mqtt_password_file)

@@ -6,7 +6,8 @@
 - DELETE of an entity and what the standard deletes with it: 200;
 - POST /CreateObservations (dataArray) and POST /$batch (OData JSON batch).
 
-Each request is one transaction; its changes go to the notifier after the commit.
+Each request is one transaction; its changes go to the notifier after the commit. Each is
+written to the audit log, in the same transaction when it succeeds (api/audit.py).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from api import batch, create_observations
+from api import audit, batch, create_observations, permissions, principal
 from api.bodies import parse_json
+from api.errors import ApiError
 from api.operations import JSON, JSON_PATCH, announce, base_url, execute, media_type
 from api.writer import Writer
 
@@ -24,13 +26,23 @@ router = APIRouter()
 
 async def write(path: str, request: Request) -> Response:
     """POST, PATCH, PUT or DELETE of a resource path below /v1.1."""
-    content_type = media_type(request.headers)
-    payload = None
-    if request.method != "DELETE" and content_type in (JSON, JSON_PATCH):
-        payload = parse_json(await request.body())
-    async with request.app.state.store.pool.acquire() as conn, conn.transaction():
-        outcome = await execute(Writer(conn, base_url(request)), request.method, path,
-                                payload, content_type)
+    who = principal.current.get()
+    action, target = audit.action_of(request.method), f"{request.method} {request.url.path}"
+    pool = request.app.state.store.pool
+    try:
+        permissions.require_writer(who)
+        content_type = media_type(request.headers)
+        payload = None
+        if request.method != "DELETE" and content_type in (JSON, JSON_PATCH):
+            payload = parse_json(await request.body())
+        async with pool.acquire() as conn, conn.transaction():
+            writer = Writer(conn, base_url(request))
+            outcome = await execute(writer, request.method, path, payload, content_type)
+            await audit.record(conn, who, "http", action, target, audit.entities(
+                [*writer.touched, *writer.deleted]), outcome.status)
+    except ApiError as exc:
+        await audit.record_refusal(pool, who, "http", action, target, exc.status)
+        raise
     await announce(request, outcome.changes)
     return outcome.response()
 

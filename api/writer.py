@@ -18,16 +18,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from api import principal
 from api.bodies import Draft, Ref
 from api.changes import Touched, describe
 from api.entities import ENTITY_SETS
-from api.errors import BadRequest, Conflict, NotFound
+from api.errors import BadRequest, Conflict, Forbidden, NotFound
 from api.summaries import Seen, Summaries
 from core.notify import Change
 from core.queries import query
-
-# Things created over HTTP belong to this agency until API keys name one.
-DEFAULT_AGENCY = "city"
 
 # Collections whose members point at their parent: linking an existing member moves it.
 _MOVES = {
@@ -56,6 +54,7 @@ class Writer:
         self.touched: dict[tuple[str, int], Touched] = {}
         self.summaries = Summaries()
         self._features: dict[int, int] = {}  # Datastream → FeatureOfInterest made for it
+        self.deleted: list[tuple[str, int]] = []  # for the audit log
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -84,7 +83,9 @@ class Writer:
 
     async def _create_things(self, d: Draft) -> int:
         v = d.values
-        thing = await self._insert("Things", "insert_thing", DEFAULT_AGENCY, v["name"],
+        # A new Thing belongs to the agency of the key that makes it.
+        thing = await self._insert("Things", "insert_thing", principal.current.get().agency_code,
+                                   v["name"],
                                    v["description"], v["properties"])
         locations = await self._ids(d, "Locations")
         if locations:
@@ -283,12 +284,16 @@ class Writer:
             old = await self.conn.fetchrow(_sql("delete_observation"), entity_id)
             if old is not None:
                 self.summaries.removed.append(_seen(old))
+                self.deleted.append((entity_set, entity_id))
             return old is not None
         if table == "features_of_interest":
             self.summaries.refresh |= await self._observing(entity_id)
         if table == "locations":
             await self.conn.execute(_sql("delete_location_history"), entity_id)
-        return await self.conn.fetchval(_sql(f"delete_{table}"), entity_id) is not None
+        gone = await self.conn.fetchval(_sql(f"delete_{table}"), entity_id) is not None
+        if gone:
+            self.deleted.append((entity_set, entity_id))
+        return gone
 
     async def _observing(self, feature: int) -> set[int]:
         return {r["id"] for r in await self.conn.fetch(_sql("feature_datastreams"), feature)}
@@ -336,6 +341,7 @@ class Writer:
         moved = await self.conn.fetch(_sql(_MOVES[(d.entity_set, name)]), parent, refs)
         missing = set(refs) - {r["id"] for r in moved}
         if missing:
+            await self._refuse_foreign(name, min(missing), d.where)
             raise BadRequest(f"{d.where}.{name}: there is no "
                              f"{ENTITY_SETS[name].name} with @iot.id {min(missing)}")
         for row in moved:
@@ -344,6 +350,15 @@ class Writer:
                 self.summaries.refresh.add(row["datastream_id"])
         if (d.entity_set, name) == ("Datastreams", "Observations"):
             self.summaries.refresh.add(parent)
+
+    async def _refuse_foreign(self, entity_set: str, entity_id: int, where: str) -> None:
+        """Forbidden when the entity a link could not move exists: row-level security kept
+        it, as it belongs to another agency."""
+        entity = ENTITY_SETS[entity_set]
+        if await self.conn.fetchval(
+                f"SELECT EXISTS (SELECT 1 FROM {entity.table} WHERE id = $1)", entity_id):
+            raise Forbidden(f"{where}.{entity_set}: {entity.name} {entity_id} belongs to "
+                            "another agency; the API key may not move it")
 
     async def _set_thing_locations(self, thing: int, locations: list[int]) -> None:
         """Make `locations` the Thing's current ones, recorded as a HistoricalLocation,
@@ -369,7 +384,8 @@ class Writer:
                       changed: tuple[str, ...] | None = None) -> int:
         new_id = await self.conn.fetchval(_sql(name), *args)
         if new_id is None:  # what it belongs to is gone (a Thing's agency, a Datastream's Thing)
-            owner = (f"the agency {DEFAULT_AGENCY!r}" if entity_set == "Things"
+            owner = (f"the agency {principal.current.get().agency_code!r}"
+                     if entity_set == "Things"
                      else "the entity it belongs to")
             raise Conflict(f"the new {ENTITY_SETS[entity_set].name} cannot be stored: {owner} "
                            "does not exist")

@@ -5,8 +5,9 @@ Notifications are many and best effort: ingest may announce every reading on thr
 machine the figures in docs/mqtt.md come from, several cores' worth at that rate; a QoS 0
 PUBLISH packet is a few bytes of header before the topic and the payload, and encoding it
 here costs about 1 µs. So this client speaks just the part of MQTT 5 that notifications
-need: CONNECT and CONNACK, PUBLISH at QoS 0 with one user property, PINGREQ and PINGRESP,
-DISCONNECT. A batch of messages is encoded and written with one write.
+need: CONNECT (with a username and password) and CONNACK, PUBLISH at QoS 0 with one user
+property, PINGREQ and PINGRESP, DISCONNECT. A batch of messages is encoded and written with
+one write.
 
 It never blocks and never raises to its caller: while the broker is away, or so slow that
 `max_buffered_bytes` wait unsent, messages are dropped, counted and logged at most once
@@ -60,11 +61,15 @@ PUBLISH_PROPERTIES = varint(len(_PROPERTIES)) + _PROPERTIES
 _HEADERS = [bytes([PUBLISH]) + varint(n) for n in range(16_384)]
 
 
-def connect_packet(client_id: str, keepalive_s: int) -> bytes:
+def connect_packet(client_id: str, keepalive_s: int,
+                   login: tuple[str, str] | None = None) -> bytes:
     """CONNECT of MQTT 5 with a clean start and no session kept (nothing is ever queued
-    for a publisher)."""
-    body = (string("MQTT") + b"\x05" + b"\x02" + keepalive_s.to_bytes(2, "big") + b"\x00"
-            + string(client_id))
+    for a publisher), with a username and password when `login` is given."""
+    flags = 0x02 | (0xC0 if login is not None else 0)
+    body = (string("MQTT") + b"\x05" + bytes([flags]) + keepalive_s.to_bytes(2, "big")
+            + b"\x00" + string(client_id))
+    if login is not None:
+        body += string(login[0]) + string(login[1])  # the password as binary data
     return bytes([CONNECT]) + varint(len(body)) + body
 
 
@@ -84,9 +89,11 @@ class Publisher:
     """
 
     def __init__(self, host: str, port: int, client_id: str, *,
+                 login: tuple[str, str] | None = None,
                  max_buffered_bytes: int = 16 * 1024 * 1024, keepalive_s: int = 30) -> None:
         self.host = host
         self.port = port
+        self._login = login
         # A suffix of its own: replicas of one process share their settings, and a broker
         # disconnects the older of two clients with one id.
         self.client_id = f"{client_id}-{secrets.token_hex(3)}"
@@ -182,7 +189,7 @@ class Publisher:
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self.host, self.port), timeout=10)
         try:
-            writer.write(connect_packet(self.client_id, self.keepalive_s))
+            writer.write(connect_packet(self.client_id, self.keepalive_s, self._login))
             async with asyncio.timeout(10):
                 kind, body = await _read_packet(reader)
             if kind != CONNACK or len(body) < 2 or body[1] >= 0x80:

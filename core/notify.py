@@ -15,6 +15,11 @@ topic prefix goes:
 - `v1.1/{set}({id})`: an entity updated, as a GET of it answers;
 - `v1.1/{set}({id})/{property}`: a property an update changed, as `{"property": value}`.
 
+A change to a restricted Datastream, or to one of its Observations, is published only on the
+topics under `v1.1/Datastreams({id})` (the entity, its properties, its Observations), which
+the broker's ACL lets only that Datastream's agency read; never on the collection topics
+that everyone reads (`Change.confined_to`, `confined`).
+
 `v1.1/{set}?$select=…` is not served: the server would have to know what clients
 subscribed to, which an external broker does not tell (docs/mqtt.md).
 """
@@ -31,6 +36,7 @@ from typing import Any, Protocol
 import msgspec
 
 from core.mqtt_publish import Publisher
+from core.usage import OwnerTally, owner_of
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +57,9 @@ class Change:
             (("Datastreams", 5), ("FeaturesOfInterest", 7)) for a new Observation; for an
             update, only the collections it joined by the update.
         changed: the properties an update changed; None for a creation.
+        confined_to: the restricted Datastream this change is about (the Datastream itself,
+            or the Datastream of an Observation): it goes out only on that Datastream's
+            topics. None for everything else.
     """
 
     entity_set: str
@@ -58,6 +67,7 @@ class Change:
     body: dict[str, Any]
     parents: tuple[tuple[str, int], ...] = ()
     changed: tuple[str, ...] | None = None
+    confined_to: int | None = None
 
 
 class Notifier(Protocol):
@@ -90,6 +100,13 @@ def navigation_topic(parent_set: str, parent_id: int, entity_set: str) -> str:
     return f"{VERSION}/{parent_set}({parent_id})/{entity_set}"
 
 
+def confined(topic: str, datastream_id: int) -> bool:
+    """Whether `topic` (without prefix) is one of a Datastream's own topics:
+    `v1.1/Datastreams({id})` or a topic under it."""
+    own = entity_topic("Datastreams", datastream_id)
+    return topic == own or topic.startswith(own + "/")
+
+
 def messages(change: Change, prefix: str = "") -> list[tuple[str, bytes]]:
     """The (topic, JSON payload) messages that announce `change`.
 
@@ -100,7 +117,8 @@ def messages(change: Change, prefix: str = "") -> list[tuple[str, bytes]]:
     Returns:
         For a creation the entity set topic, for an update the entity topic and a property
         topic per changed property that the body holds (a navigation property has none);
-        for both, the collection topic of each parent.
+        for both, the collection topic of each parent. Of a confined change, only those
+        under its Datastream's topic.
     """
     body = _encode(change.body)
     if change.changed is None:
@@ -112,41 +130,51 @@ def messages(change: Change, prefix: str = "") -> list[tuple[str, bytes]]:
                 for name in change.changed if name in change.body]
     out += [(prefix + navigation_topic(parent_set, parent_id, change.entity_set), body)
             for parent_set, parent_id in change.parents]
+    if change.confined_to is not None:
+        out = [(topic, payload) for topic, payload in out
+               if confined(topic[len(prefix):], change.confined_to)]
     return out
 
 
 class MqttNotifier:
     """Publishes changes at QoS 0 through a Publisher; drops them while the broker is away."""
 
-    def __init__(self, publisher: Publisher, prefix: str) -> None:
+    def __init__(self, publisher: Publisher, prefix: str,
+                 published: OwnerTally | None = None) -> None:
         self.publisher = publisher
         self.prefix = prefix
+        self.published = published or OwnerTally()  # metered per owner's agency
 
     async def notify(self, changes: Sequence[Change]) -> None:
         try:
-            out = [m for change in changes for m in messages(change, self.prefix)]
+            each = [messages(change, self.prefix) for change in changes]
         except Exception:  # a notification must never fail the write
             log.exception("could not encode a change notification",
                           extra={"action": "notify_encode_failed"})
             return
-        self.publisher.publish(out)
+        if self.publisher.publish([m for made in each for m in made]):  # all or none
+            for change, made in zip(changes, each, strict=True):
+                self.published.add(owner_of(change.entity_set, change.id, change.parents),
+                                   len(made))
 
 
 @contextlib.asynccontextmanager
 async def mqtt_notifier(host: str, port: int, client_id: str, prefix: str,
-                        settle_s: float = 2.0) -> AsyncIterator[MqttNotifier]:
+                        settle_s: float = 2.0, login: tuple[str, str] | None = None,
+                        published: OwnerTally | None = None,
+                        ) -> AsyncIterator[MqttNotifier]:
     """A notifier connected to the broker at `host`:`port` while the context lasts.
 
     It waits up to `settle_s` for the first connection attempt, so that the first changes
     are not lost to the handshake; a broker that is away does not hold the caller up longer.
     """
-    publisher = Publisher(host, port, client_id)
+    publisher = Publisher(host, port, client_id, login=login)
     task = asyncio.create_task(publisher.run(), name="notify.mqtt")
     try:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(settle_s):
                 await publisher.settled.wait()
-        yield MqttNotifier(publisher, prefix)
+        yield MqttNotifier(publisher, prefix, published)
     finally:
         await publisher.close()
         task.cancel()

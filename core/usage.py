@@ -9,6 +9,8 @@ requests without an API key. docs/costs.md says what every metric counts.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -22,7 +24,14 @@ API_BYTES = "api_bytes"
 MQTT_MESSAGES = "mqtt_messages"
 METRICS = (READINGS_INGESTED, READINGS_REJECTED, API_REQUESTS, API_BYTES, MQTT_MESSAGES)
 
+# Computed when asked (`storage`), never stored in usage_daily.
+STORAGE_ROWS = "storage_rows"
+STORAGE_BYTES = "storage_bytes"
+REPORTED = (*METRICS, STORAGE_ROWS, STORAGE_BYTES)
+
 PUBLIC = "public"
+# The platform operator: usage no other agency owns (unknown senders, entities of none).
+CITY = "city"
 
 
 def today() -> date:
@@ -66,3 +75,96 @@ class UsageMeter:
             self.restore(rows)
             raise
         return len(rows)
+
+
+Owned = list[tuple[tuple[str, int], int]]
+
+
+class OwnerTally:
+    """MQTT messages published per owning entity, ("Datastreams" | "Things", id), until
+    whoever writes usage turns them into amounts per agency (`add_owned`): the owner's agency
+    is looked up in the database, where it is current."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[str, int]] = Counter()
+
+    def add(self, owner: tuple[str, int] | None, messages: int) -> None:
+        if messages:
+            self._counts[owner or ("", 0)] += messages
+
+    def add_datastreams(self, counts: Counter[int]) -> None:
+        for datastream, messages in counts.items():
+            self._counts[("Datastreams", datastream)] += messages
+
+    def pending(self) -> bool:
+        return bool(self._counts)
+
+    def take(self) -> Owned:
+        owned = list(self._counts.items())
+        self._counts.clear()
+        return owned
+
+    def restore(self, owned: Owned) -> None:
+        for owner, messages in owned:
+            self._counts[owner] += messages
+
+
+async def add_owned(conn: Any, meter: UsageMeter, metric: str, owned: Owned,
+                    day: date | None = None) -> None:
+    """Add amounts per owning entity to `meter` under the owners' agencies (a Datastream's
+    or Thing's agency; CITY for anything else)."""
+    if not owned:
+        return
+    rows = await conn.fetch(query("usage", "owner_agencies"), [o[0] for o, _ in owned],
+                            [o[1] for o, _ in owned])
+    for row, (_, amount) in zip(rows, owned, strict=True):
+        meter.add(row["agency"], metric, amount, day)
+
+
+def owner_of(entity_set: str, id: int, parents: Sequence[tuple[str, int]]) -> (
+        tuple[str, int] | None):
+    """The entity whose agency a notification about (entity_set, id) is metered to: the
+    Datastream it is or belongs to, else the Thing, else none (the platform's own)."""
+    for kind in ("Datastreams", "Things"):
+        if entity_set == kind:
+            return kind, id
+        for parent_set, parent_id in parents:
+            if parent_set == kind:
+                return kind, parent_id
+    return None
+
+
+@dataclass(frozen=True)
+class DayUsage:
+    """Every metric of one agency on one day."""
+
+    day: date
+    agency: str
+    amounts: dict[str, float]
+
+
+async def usage_between(conn: Any, first: date, last: date) -> tuple[list[DayUsage], float]:
+    """Usage per day and agency from `first` to `last` (both included), metered and
+    stored, with zeros for what was not used; and the bytes per row storage was measured
+    at.
+
+    Args:
+        conn: a connection that may read all of observations and usage_daily.
+        first: the first day.
+        last: the last day.
+    """
+    table: dict[tuple[date, str], dict[str, float]] = {}
+
+    def cell(day: date, agency: str) -> dict[str, float]:
+        return table.setdefault((day, agency), dict.fromkeys(REPORTED, 0))
+
+    for row in await conn.fetch(query("usage", "usage_between"), first, last):
+        cell(row["day"], row["agency"])[row["metric"]] = row["amount"]
+    bytes_per_row = 0.0
+    for row in await conn.fetch(query("usage", "storage_between"), first, last):
+        bytes_per_row = row["bytes_per_row"]
+        amounts = cell(row["day"], row["agency"])
+        amounts[STORAGE_ROWS] = row["rows"]
+        amounts[STORAGE_BYTES] = round(row["rows"] * bytes_per_row)
+    return ([DayUsage(day, agency, amounts) for (day, agency), amounts in sorted(table.items())],
+            bytes_per_row)

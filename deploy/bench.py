@@ -109,7 +109,9 @@ async def bench_ingest(options: BenchOptions, install: Postgres, say: Any) -> In
         of each paired run; and ingest's memory over the soak, if one was asked for.
     """
     state = temporary_state_dir("stadspuls-bench-")
+    # Benchmarks measure throughput: their brokers take anonymous clients.
     settings = StackSettings(state_dir=state, db_port=free_port(), mqtt_port=free_port(),
+                             mqtt_auth=False,
                              ingest_metrics_port=free_port())
     stack = LocalStack(settings, install)
     await stack.start()
@@ -419,7 +421,8 @@ async def bench_write(
         process itself spent per batch (encoding; the rest is the server's).
     """
     state = temporary_state_dir("stadspuls-bench-")
-    settings = StackSettings(state_dir=state, db_port=free_port(), mqtt_port=free_port())
+    settings = StackSettings(state_dir=state, db_port=free_port(), mqtt_port=free_port(),
+                             mqtt_auth=False)
     stack = LocalStack(settings, install)
     await stack.start()
     try:
@@ -510,6 +513,7 @@ async def bench_api(
     """
     state = temporary_state_dir("stadspuls-bench-")
     settings = StackSettings(state_dir=state, db_port=free_port(), mqtt_port=free_port(),
+                             mqtt_auth=False,
                              api_port=free_port())
     stack = LocalStack(settings, install)
     await stack.start()
@@ -531,6 +535,8 @@ async def bench_api(
         if count_threshold is not None:
             # The API process takes its settings from the environment it inherits.
             os.environ["STADSPULS_COUNT_ESTIMATE_THRESHOLD"] = str(count_threshold)
+        # The bench measures queries, not the rate limit its anonymous requests would meet.
+        os.environ["STADSPULS_ANONYMOUS_RATE_LIMIT_PER_S"] = "1000000"
         stack.start_api()
         page = min(DEEP_PAGE, days * 1440 // 100)
         values: dict[str, Any] = {

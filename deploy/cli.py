@@ -20,15 +20,20 @@ import uvicorn
 
 from api.app import create_app
 from api.settings import ApiSettings
+from core.broker_login import read_login
 from core.database import connect
 from core.errors import CoreError
 from core.migrations import migrate as apply_migrations
+from deploy import access_cli
 from deploy import stack as stacks
+from deploy.access import LOAD as LOAD_ACCOUNT
 from deploy.bench import BenchOptions, bench_api, bench_ingest, bench_write, report
+from deploy.device_commands import add_device_commands
 from deploy.errors import DeployError
 from deploy.process import read_pid, tail
 from deploy.settings import StackSettings
 from deploy.system import ensure_system, installed_postgres
+from deploy.usage_cli import usage
 from devices.errors import DeviceError
 from devices.fleet import FLEETS, fleet
 from devices.provision import list_devices, provision
@@ -56,13 +61,19 @@ def stack_options(command: Callable[..., Any]) -> Callable[..., Any]:
     @click.option("--ingest-metrics-port", type=int,
                   help="Ingest's /metrics and /healthz port [STADSPULS_INGEST_METRICS_PORT; 9108]")
     @click.option("--api-port", type=int, help="The API's port [STADSPULS_API_PORT; 8080]")
+    @click.option("--mqtt-tls-port", type=int,
+                  help="MQTT over TLS on 127.0.0.1 [STADSPULS_MQTT_TLS_PORT; 8883]")
+    @click.option("--mqtt-mtls-port", type=int, help="MQTT over TLS with client "
+                  "certificates on 127.0.0.1 [STADSPULS_MQTT_MTLS_PORT; 8884]")
     @wraps(command)
     def wrapper(state_dir: Path | None, db_port: int | None, mqtt_port: int | None,
-                ingest_metrics_port: int | None, api_port: int | None, **kwargs: Any) -> Any:
+                ingest_metrics_port: int | None, api_port: int | None,
+                mqtt_tls_port: int | None, mqtt_mtls_port: int | None, **kwargs: Any) -> Any:
         given: dict[str, Any] = {"state_dir": state_dir, "db_port": db_port,
                                  "mqtt_port": mqtt_port,
                                  "ingest_metrics_port": ingest_metrics_port,
-                                 "api_port": api_port}
+                                 "api_port": api_port, "mqtt_tls_port": mqtt_tls_port,
+                                 "mqtt_mtls_port": mqtt_mtls_port}
         settings = StackSettings(**{k: v for k, v in given.items() if v is not None})
         return command(settings, **kwargs)
 
@@ -142,12 +153,10 @@ async def _run_foreground(stack: stacks.LocalStack, fleet_name: str, scale: int,
     started = time.monotonic()
     await stack.start()
     pid_file.write_text(f"{os.getpid()}\n")
+    sync = (asyncio.create_task(stack.access_sync().run(connect), name="stack.access_sync")
+            if settings.mqtt_auth else None)
     try:
-        conn = await connect(settings.database_url)
-        try:
-            await provision(conn, fleet(fleet_name, scale))
-        finally:
-            await conn.close()
+        await stack.provision_fleet(fleet(fleet_name, scale))
         stack.start_ingest()
         stack.start_api()
         if simulate:
@@ -156,6 +165,8 @@ async def _run_foreground(stack: stacks.LocalStack, fleet_name: str, scale: int,
         await _supervise(stack)
     finally:
         log.info("stopping", extra={"action": "stack_stopping"})
+        if sync is not None:
+            sync.cancel()
         stack.stop()
         pid_file.unlink(missing_ok=True)
         log.info("stopped", extra={"action": "stack_stopped"})
@@ -185,10 +196,15 @@ def _print_banner(settings: StackSettings, seconds: float) -> None:
         f"\nStadspuls is up ({seconds:.1f} s).\n"
         f"  database   {settings.database_url}\n"
         f"             psql -h 127.0.0.1 -p {settings.db_port} -U stadspuls {settings.db_name}\n"
-        f"  broker     {settings.mqtt_url}\n"
-        f"             mosquitto_sub -h 127.0.0.1 -p {settings.mqtt_port} -t 'gateways/#' -v\n"
-        f"             mosquitto_sub -h 127.0.0.1 -p {settings.mqtt_port} -t 'v1.1/Observations'"
-        " (readings as stored)\n"
+        f"  broker     {settings.mqtt_url}"
+        + (f", TLS on {settings.mqtt_tls_port} and {settings.mqtt_mtls_port} (client "
+           f"certificates), CA {state / 'tls' / 'ca.crt'}\n"
+           "             no anonymous clients: API keys log in as -u <key id> -P <key>, "
+           "devices with `stadspuls devices credentials <id>`\n"
+           if settings.mqtt_auth else "\n")
+        + f"             mosquitto_sub -h 127.0.0.1 -p {settings.mqtt_port} "
+        + ("-u <key id> -P <key> " if settings.mqtt_auth else "")
+        + "-t 'v1.1/Observations' (readings as stored)\n"
         f"  ingest     http://127.0.0.1:{settings.ingest_metrics_port}/metrics\n"
         f"  api        http://127.0.0.1:{settings.api_port}/v1.1 (SensorThings; docs at /docs)\n"
         f"  logs       {state / 'logs'}\n"
@@ -208,6 +224,8 @@ def _start_detached(settings: StackSettings, fleet_name: str, scale: int,
         "--mqtt-port", str(settings.mqtt_port),
         "--ingest-metrics-port", str(settings.ingest_metrics_port),
         "--api-port", str(settings.api_port),
+        "--mqtt-tls-port", str(settings.mqtt_tls_port),
+        "--mqtt-mtls-port", str(settings.mqtt_mtls_port),
         "--fleet", fleet_name, "--scale", str(scale),
     ] + (["--no-simulator"] if no_simulator else [])
     with logfile.open("ab") as out:
@@ -292,6 +310,9 @@ def migrate(database_url: str) -> None:
               "[STADSPULS_NOTIFY_MQTT_HOST; the --mqtt-host]")
 @click.option("--notify-mqtt-port", type=int, help="Its port "
               "[STADSPULS_NOTIFY_MQTT_PORT; the --mqtt-port]")
+@click.option("--mqtt-username", help="Broker account [STADSPULS_MQTT_USERNAME; anonymous]")
+@click.option("--mqtt-password-file", type=click.Path(path_type=Path),
+              help="File holding its password [STADSPULS_MQTT_PASSWORD_FILE]")
 def ingest(**options: Any) -> None:
     """Consume SenML readings from MQTT into TimescaleDB (ack after commit) and announce
     them on the SensorThings MQTT topics."""
@@ -311,14 +332,19 @@ def ingest(**options: Any) -> None:
 @click.option("--topic-prefix", help="Put before every MQTT topic [STADSPULS_TOPIC_PREFIX; none]")
 @click.option("--mqtt/--no-mqtt", "mqtt_enabled", default=None,
               help="Serve the MQTT extension [STADSPULS_MQTT_ENABLED; on]")
+@click.option("--mqtt-username", help="Broker account [STADSPULS_MQTT_USERNAME; anonymous]")
+@click.option("--mqtt-password-file", type=click.Path(path_type=Path),
+              help="File holding its password [STADSPULS_MQTT_PASSWORD_FILE]")
 def api_command(database_url: str | None, api_port: int | None, mqtt_host: str | None,
                 mqtt_port: int | None, topic_prefix: str | None,
-                mqtt_enabled: bool | None) -> None:
+                mqtt_enabled: bool | None, mqtt_username: str | None,
+                mqtt_password_file: Path | None) -> None:
     """Serve the readings API (OGC SensorThings v1.1) over HTTP, and announce its changes
     on the SensorThings MQTT topics."""
     options = {"database_url": database_url, "api_port": api_port, "mqtt_host": mqtt_host,
                "mqtt_port": mqtt_port, "topic_prefix": topic_prefix,
-               "mqtt_enabled": mqtt_enabled}
+               "mqtt_enabled": mqtt_enabled, "mqtt_username": mqtt_username,
+               "mqtt_password_file": mqtt_password_file}
     given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
     settings = ApiSettings(**given)
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
@@ -465,18 +491,45 @@ def bench_write_command(batches: int, rows: int) -> None:
               "`stadspuls devices provision --scale N`).")
 @click.option("--mqtt-port", type=int, envvar="STADSPULS_MQTT_PORT", default=11883,
               show_default=True)
+@click.option("--mqtt-username", envvar="STADSPULS_MQTT_USERNAME",
+              help="Broker account [the local stack's stadspuls-load account, if any]")
+@click.option("--mqtt-password-file", type=click.Path(path_type=Path),
+              envvar="STADSPULS_MQTT_PASSWORD_FILE",
+              help="File holding its password [<state>/secrets/stadspuls-load.secret]")
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="STADSPULS_STATE_DIR",
+              default=Path(".stadspuls"), show_default=True,
+              help="The local stack whose load account to use.")
 def load_command(readings: int, rate: float | None, records_per_message: int, devices: int,
-                 mqtt_port: int) -> None:
-    """Publish an exact number of readings at QoS 1 and report what was published."""
+                 mqtt_port: int, mqtt_username: str | None, mqtt_password_file: Path | None,
+                 state_dir: Path) -> None:
+    """Publish an exact number of readings at QoS 1 and report what was published.
+
+    Against a stack with authentication on it logs in as the stack's `stadspuls-load`
+    account (an operator's tool that may publish as any device); give another account
+    with --mqtt-username and --mqtt-password-file.
+    """
     plan = LoadPlan([f"syn-{n:05d}" for n in range(1, devices + 1)], readings,
                     records_per_message, start=time.time() - readings)
-    result = publish("127.0.0.1", mqtt_port, plan, rate=rate)
+    load_secret = state_dir / "secrets" / f"{LOAD_ACCOUNT}.secret"
+    if mqtt_username is None and load_secret.exists():
+        mqtt_username, mqtt_password_file = LOAD_ACCOUNT, load_secret
+    try:
+        login = read_login(mqtt_username, mqtt_password_file)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the password file: {exc.strerror}") from None
+    try:
+        result = publish("127.0.0.1", mqtt_port, plan, rate=rate, login=login)
+    except ConnectionRefusedError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"published {result.readings:,} readings in {result.messages:,} messages in "
                f"{result.seconds:.1f} s ({result.readings / result.seconds:,.0f} readings/s, "
                f"{result.messages / result.seconds:,.0f} messages/s); all acknowledged")
 
 
 cli.add_command(simulate)
+access_cli.register(cli, database_option)
+cli.add_command(usage)
+add_device_commands(devices, stack_options)
 
 
 def main() -> None:

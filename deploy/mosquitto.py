@@ -4,6 +4,11 @@ The broker must hold everything an ingest process has not acknowledged yet, acro
 restart of either side: persistence is on and saved every few seconds, and the in-flight and
 queue limits are far above Mosquitto's defaults (20 in flight, 1000 queued per client), which
 would otherwise throttle or drop a persistent session's backlog.
+
+With authentication on, anonymous clients are refused; the password and ACL files are
+rendered from the database (devices/broker_access.py), and two more loopback listeners
+speak TLS with the stack's own CA (deploy/tls.py): one for username and password, one that
+requires a client certificate of that CA and takes the username from its common name.
 """
 
 from __future__ import annotations
@@ -16,8 +21,39 @@ from pathlib import Path
 
 from deploy.ports import accepts
 from deploy.process import ManagedProcess
+from deploy.tls import Authority
 
 MOSQUITTO = "/usr/sbin/mosquitto"
+
+
+@dataclass(frozen=True)
+class BrokerAuth:
+    """Who may connect: the access files, and the TLS listeners with their certificates."""
+
+    password_file: Path
+    acl_file: Path
+    tls_port: int
+    mtls_port: int
+    authority: Authority
+
+    def render(self) -> list[str]:
+        tls = [f"cafile {self.authority.ca_cert}", f"certfile {self.authority.server_cert}",
+               f"keyfile {self.authority.server_key}", "tls_version tlsv1.2"]
+        return [
+            "allow_anonymous false",
+            f"password_file {self.password_file}",
+            f"acl_file {self.acl_file}",
+            "",
+            "# TLS, with username and password.",
+            f"listener {self.tls_port} 127.0.0.1",
+            *tls,
+            "",
+            "# Mutual TLS: a client certificate of the stack's CA names the account.",
+            f"listener {self.mtls_port} 127.0.0.1",
+            *tls,
+            "require_certificate true",
+            "use_identity_as_username true",
+        ]
 
 
 @dataclass(frozen=True)
@@ -32,14 +68,15 @@ class BrokerConfig:
     max_queued_messages: int = 1_000_000
     max_queued_bytes: int = 0
     max_packet_size: int = 256 * 1024
-    allow_anonymous: bool = True
+    auth: BrokerAuth | None = None
 
     def render(self) -> str:
+        access = self.auth.render() if self.auth else ["allow_anonymous true"]
         lines = [
             "# Written by stadspuls at each start; changes here are overwritten.",
             "per_listener_settings false",
             f"listener {self.port} 127.0.0.1",
-            f"allow_anonymous {'true' if self.allow_anonymous else 'false'}",
+            *access,
             "",
             "# Persistent sessions survive a broker restart.",
             "persistence true",
@@ -68,10 +105,12 @@ class BrokerConfig:
 class MosquittoBroker:
     """A Mosquitto process with its configuration and persistence in `directory`."""
 
-    def __init__(self, directory: Path, port: int, logfile: Path, run_as: str | None) -> None:
+    def __init__(self, directory: Path, port: int, logfile: Path, run_as: str | None,
+                 auth: BrokerAuth | None = None) -> None:
         self.directory = directory
         self.config = BrokerConfig(
-            port=port, data_dir=directory / "data", pid_file=directory / "mosquitto.pid"
+            port=port, data_dir=directory / "data", pid_file=directory / "mosquitto.pid",
+            auth=auth,
         )
         self.config_file = directory / "mosquitto.conf"
         self.run_as = run_as
@@ -95,7 +134,10 @@ class MosquittoBroker:
     def start(self, timeout: float = 20) -> None:
         self.prepare()
         self.process.start()
-        self.process.wait_until(lambda: accepts(self.port), timeout)
+        ports = [self.port]
+        if self.config.auth is not None:
+            ports += [self.config.auth.tls_port, self.config.auth.mtls_port]
+        self.process.wait_until(lambda: all(accepts(p) for p in ports), timeout)
 
     def stop(self) -> None:
         # SIGTERM makes Mosquitto write its persistence file before it exits.

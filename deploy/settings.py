@@ -16,6 +16,10 @@ class StackSettings(BaseSettings):
     db_port: int = 15432
     db_name: str = "stadspuls"
     mqtt_port: int = 11883
+    # Authentication at the broker: passwords, ACLs and the TLS listeners (docs/mqtt.md).
+    mqtt_auth: bool = True
+    mqtt_tls_port: int = 8883
+    mqtt_mtls_port: int = 8884
     ingest_metrics_port: int = 9108
     api_port: int = 8080
     debian_mirror: str | None = None

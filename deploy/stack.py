@@ -18,12 +18,17 @@ from core.errors import CoreError
 from core.migrations import migrate
 from core.queries import query
 from deploy import ports
+from deploy.access import StackAccess
 from deploy.errors import ServiceFailed
-from deploy.mosquitto import MosquittoBroker
+from deploy.mosquitto import BrokerAuth, MosquittoBroker
 from deploy.postgres import PostgresServer, stop_orphan
 from deploy.process import ManagedProcess, as_user, read_pid, stop_pid
 from deploy.settings import StackSettings
 from deploy.system import SERVICE_USER, Postgres
+from deploy.tls import Authority, ensure_authority
+from devices.broker_access import SYNC_EVERY_S, AccessSync
+from devices.fleet import Fleet
+from devices.provision import Provisioned, provision
 from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
@@ -57,16 +62,31 @@ class LocalStack:
             install, self.state_dir / "postgres", settings.db_port, logs / "postgres.log",
             self.run_as,
         )
-        self.broker = MosquittoBroker(
-            self.state_dir / "mosquitto", settings.mqtt_port, logs / "mosquitto.log",
-            self.run_as,
-        )
+        broker_dir = self.state_dir / "mosquitto"
+        self.access = StackAccess(self.state_dir, broker_dir, self.run_as)
+        auth = BrokerAuth(
+            self.access.target.password_file, self.access.target.acl_file,
+            settings.mqtt_tls_port, settings.mqtt_mtls_port, Authority(self.state_dir / "tls"),
+        ) if settings.mqtt_auth else None
+        self.broker = MosquittoBroker(broker_dir, settings.mqtt_port, logs / "mosquitto.log",
+                                      self.run_as, auth)
         self.programs: list[ManagedProcess] = []
 
+    @property
+    def authority(self) -> Authority:
+        """The stack's CA and the broker's server certificate (`<state>/tls`)."""
+        return Authority(self.state_dir / "tls")
+
     async def start(self) -> None:
-        """Start database and broker, create the database and bring its schema up to date."""
+        """Start the database, bring its schema up to date, write the broker's access files
+        (with authentication on) and start the broker."""
         ports.ensure_free(self.settings.db_port, "STADSPULS_DB_PORT or --db-port")
         ports.ensure_free(self.settings.mqtt_port, "STADSPULS_MQTT_PORT or --mqtt-port")
+        if self.settings.mqtt_auth:
+            ports.ensure_free(self.settings.mqtt_tls_port,
+                              "STADSPULS_MQTT_TLS_PORT or --mqtt-tls-port")
+            ports.ensure_free(self.settings.mqtt_mtls_port,
+                              "STADSPULS_MQTT_MTLS_PORT or --mqtt-mtls-port")
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         self._check_reachable()
         if self.postgres.initialise():
@@ -76,21 +96,47 @@ class LocalStack:
             self.postgres.start()
             log.info("database listening on 127.0.0.1:%d", self.settings.db_port,
                      extra={"action": "database_started"})
-            self.broker.start()
-            log.info("broker listening on 127.0.0.1:%d", self.settings.mqtt_port,
-                     extra={"action": "broker_started"})
             await ensure_database(self.settings.admin_database_url, self.settings.db_name)
             conn = await connect(self.settings.database_url)
             try:
                 applied = await migrate(conn)
+                log.info("schema up to date (%d migrations applied now)", len(applied),
+                         extra={"action": "schema_ready"})
+                if self.settings.mqtt_auth:
+                    ensure_authority(self.state_dir / "tls", self.run_as)
+                    await self.access_sync().sync(conn)
             finally:
                 await conn.close()
-            log.info("schema up to date (%d migrations applied now)", len(applied),
-                     extra={"action": "schema_ready"})
+            self.broker.start()
+            log.info("broker listening on 127.0.0.1:%d%s", self.settings.mqtt_port,
+                     f" (TLS {self.settings.mqtt_tls_port}, mutual TLS "
+                     f"{self.settings.mqtt_mtls_port}; no anonymous clients)"
+                     if self.settings.mqtt_auth else " (anonymous clients allowed)",
+                     extra={"action": "broker_started"})
         except BaseException:
             self.stop()
             raise
         self.write_runtime()
+
+    def access_sync(self, every_s: float = SYNC_EVERY_S) -> AccessSync:
+        """What keeps the broker's password and ACL files in step with the database; run
+        `.run(connect)` while the stack runs (`up` does). It renders on every change and
+        every `every_s` seconds (for keys that expire)."""
+        return self.access.sync(self.settings.database_url, every_s)
+
+    async def provision_fleet(self, fleet: Fleet) -> Provisioned:
+        """Provision `fleet` and, with authentication on, give each of its publishers
+        (gateways and devices that publish for themselves) broker credentials, kept for the
+        simulator in `<state>/secrets/fleet.json`; the broker knows them on return."""
+        conn = await connect(self.settings.database_url)
+        try:
+            provisioned = await provision(conn, fleet)
+            if self.settings.mqtt_auth:
+                await self.access.fleet_credentials(conn, fleet)
+                await self.access_sync().sync(conn)
+        finally:
+            await conn.close()
+        return provisioned
 
     def start_ingest(self) -> None:
         """Start `stadspuls ingest` against this stack; return once it is subscribed."""
@@ -100,6 +146,7 @@ class LocalStack:
         ingest = self._program("ingest", IngestSettings(
             database_url=settings.database_url, mqtt_port=settings.mqtt_port,
             ingest_metrics_port=settings.ingest_metrics_port, api_url=settings.api_url,
+            **self.service_login("stadspuls-ingest"),
         ).command())
         ingest.wait_until(lambda: ports.http_ok(settings.ingest_metrics_port, "/healthz"), 60)
         log.info("ingest consuming; metrics on http://127.0.0.1:%d/metrics",
@@ -109,23 +156,35 @@ class LocalStack:
         """Start `stadspuls api` against this stack; return once it answers."""
         settings = self.settings
         ports.ensure_free(settings.api_port, "STADSPULS_API_PORT or --api-port")
+        login = self.service_login("stadspuls-api")
         api = self._program("api", ["api", "--database-url", settings.database_url,
                                     "--port", str(settings.api_port),
-                                    "--mqtt-port", str(settings.mqtt_port)])
+                                    "--mqtt-port", str(settings.mqtt_port),
+                                    *_login_options(login)])
         api.wait_until(lambda: ports.http_ok(settings.api_port, "/v1.1"), 60)
         log.info("API on http://127.0.0.1:%d/v1.1", settings.api_port,
                  extra={"action": "api_started"})
 
     def start_simulator(self, fleet: str, scale: int) -> None:
         """Start the simulated fleet, publishing in real time to this stack's broker."""
+        credentials = (["--credentials", str(self.access.fleet_file)]
+                       if self.settings.mqtt_auth else [])
         simulator = self._program("simulator", [
             "simulate", "--fleet", fleet, "--scale", str(scale),
-            "--mqtt-port", str(self.settings.mqtt_port),
+            "--mqtt-port", str(self.settings.mqtt_port), *credentials,
         ])
         # It publishes once a simulated minute; surviving its start-up is the readiness sign.
         simulator.wait_until(lambda: simulator.running_for() > 1.0, 30)
         log.info("simulated fleet %s publishing in real time", fleet,
                  extra={"action": "simulator_started"})
+
+    def service_login(self, account: str) -> dict[str, Any]:
+        """mqtt_username and mqtt_password_file of a service account, for its settings;
+        nothing with authentication off."""
+        if not self.settings.mqtt_auth:
+            return {}
+        return {"mqtt_username": account,
+                "mqtt_password_file": self.access.service_secret_file(account)}
 
     def _program(self, name: str, command: list[str]) -> ManagedProcess:
         program = ManagedProcess(
@@ -155,6 +214,9 @@ class LocalStack:
             "db_port": self.settings.db_port,
             "db_name": self.settings.db_name,
             "mqtt_port": self.settings.mqtt_port,
+            "mqtt_auth": self.settings.mqtt_auth,
+            "mqtt_tls_port": self.settings.mqtt_tls_port,
+            "mqtt_mtls_port": self.settings.mqtt_mtls_port,
             "ingest_metrics_port": self.settings.ingest_metrics_port,
             "api_port": self.settings.api_port,
         }
@@ -172,6 +234,13 @@ class LocalStack:
                 f"{self.state_dir}: a parent directory is not searchable by others; choose "
                 "another with STADSPULS_STATE_DIR or --state-dir"
             )
+
+
+def _login_options(login: dict[str, Any]) -> list[str]:
+    if not login:
+        return []
+    return ["--mqtt-username", login["mqtt_username"],
+            "--mqtt-password-file", str(login["mqtt_password_file"])]
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,12 @@
 """Errors of the device catalogue and provisioning.
 
 DeviceError
- ├── UnknownFleet   no fleet of that name
- └── UnknownModel   no device model of that name
+ ├── UnknownFleet       no fleet of that name
+ ├── UnknownModel       no device model of that name
+ ├── UnknownPublisher   no device or gateway of that id (credentials)
+ ├── AccountExists      the publisher has active broker credentials already
+ ├── NoAccount          the publisher has no active broker credentials
+ └── BrokerAccessError  the broker's access files could not be written or reloaded
 """
 
 
@@ -19,3 +23,19 @@ class UnknownFleet(DeviceError):
 
 class UnknownModel(DeviceError):
     """No device model of that name exists."""
+
+
+class UnknownPublisher(DeviceError):
+    """No field device or gateway of that id is registered."""
+
+
+class AccountExists(DeviceError):
+    """The device or gateway has active broker credentials already; rotate them instead."""
+
+
+class NoAccount(DeviceError):
+    """The device or gateway has no active broker credentials."""
+
+
+class BrokerAccessError(DeviceError):
+    """The broker's password and ACL files could not be written or reloaded."""

@@ -32,6 +32,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from core.database import connect
 from core.pacing import jittered
+from core.usage import OwnerTally
 from ingest.batch import Batch
 from ingest.mapping import Reject, Rules, map_message
 from ingest.metrics import IngestMetrics
@@ -66,8 +67,11 @@ class Consumer:
         self._stale: list[Batch] = []
         self._committing = 0
         metrics.unacked.set_function(lambda: self.batch.messages + self._committing)
-        self.announcer = (ObservationAnnouncer(settings, metrics)
+        self.published = OwnerTally()  # notifications, metered with the next batch
+        self.announcer = (ObservationAnnouncer(settings, metrics, self.published)
                           if settings.notify_topics != "off" else None)
+        if self.announcer is not None:
+            self.announcer.restricted = lambda: self.registry.current.restricted
         self.client = self._make_client()
 
     def _make_client(self) -> BufferedClient:
@@ -75,6 +79,9 @@ class Consumer:
             CallbackAPIVersion.VERSION2, client_id=self.settings.mqtt_client_id,
             protocol=paho.MQTTv5, manual_ack=True,
         )
+        login = self.settings.mqtt_login()
+        if login is not None:
+            client.username_pw_set(*login)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -104,6 +111,7 @@ class Consumer:
             self._disconnect()
             if self.announcer is not None:
                 await self.announcer.finish()
+                await self._meter_last_notifications()
             for task in background:
                 task.cancel()
         if self._writer is not None:
@@ -321,8 +329,20 @@ class Consumer:
         if self._writer is None or self._writer.conn.is_closed():
             conn = await connect(self.settings.database_url, wait=2)
             self._writer = BatchWriter(conn, self.settings.write_method,
-                                       returning=self.announcer is not None)
+                                       returning=self.announcer is not None,
+                                       published=self.published)
         return self._writer
+
+    async def _meter_last_notifications(self) -> None:
+        """Notifications published after the last batch are metered with none."""
+        if not self.published.pending():
+            return
+        try:
+            writer = await self._connected_writer()
+            await writer.flush_usage()
+        except Exception as exc:  # noqa: BLE001 - usage is not worth failing a shutdown
+            log.warning("usage of the last notifications not written: %s", exc,
+                        extra={"action": "usage_abandoned"})
 
     async def _drop_writer(self) -> None:
         if self._writer is not None:

@@ -4,9 +4,11 @@ After a batch has committed and its messages are acknowledged, the rows it newly
 handed over here; a task of their own encodes each as the Observation a GET answers and
 publishes it, in commit order, on `v1.1/Datastreams({id})/Observations` and, with the
 topics setting "all", on `v1.1/Observations` and `v1.1/FeaturesOfInterest({id})/Observations`
-too. No commit or acknowledgement waits for it: while a backlog drains faster than it can
-be announced, the announcements fall behind, up to `MAX_PENDING_ROWS` readings; past that,
-and while the broker is away or stalled, notifications are dropped and counted.
+too. A reading of a restricted Datastream goes out on its Datastream's topic only, which the
+broker lets only the owning agency read. No commit or acknowledgement waits for it: while a
+backlog drains faster than it can be announced, the announcements fall behind, up to
+`MAX_PENDING_ROWS` readings; past that, and while the broker is away or stalled,
+notifications are dropped and counted.
 docs/mqtt.md describes the contract.
 """
 
@@ -15,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable, Container
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +27,7 @@ import msgspec
 from core import notify
 from core.mqtt_publish import LOG_EVERY_S, Publisher
 from core.pacing import ThrottledWarning
+from core.usage import OwnerTally
 from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
 
@@ -57,13 +61,16 @@ class ObservationJson(msgspec.Struct):
 class ObservationAnnouncer:
     """Publishes the Observations of committed batches; see the module docstring."""
 
-    def __init__(self, settings: IngestSettings, metrics: IngestMetrics) -> None:
+    def __init__(self, settings: IngestSettings, metrics: IngestMetrics,
+                 published: OwnerTally | None = None) -> None:
+        self.published = published or OwnerTally()  # metered per Datastream's agency
         self.base = settings.api_url.rstrip("/")
         self.prefix = settings.topic_prefix
         self.every_topic = settings.notify_topics == "all"
         self.metrics = metrics
         self.publisher = Publisher(settings.notify_host, settings.notify_port,
-                                   f"{settings.mqtt_client_id}-notify")
+                                   f"{settings.mqtt_client_id}-notify",
+                                   login=settings.mqtt_login())
         metrics.notify_connected.set_function(lambda: self.publisher.connected.is_set())
         self._pending: deque[list[Any]] = deque()
         self._pending_rows = 0
@@ -71,6 +78,8 @@ class ObservationAnnouncer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._encode = msgspec.json.Encoder().encode
+        # The restricted Datastreams of the current registry view (the consumer sets it).
+        self.restricted: Callable[[], Container[int]] = frozenset
         self._all_topic = self.prefix + notify.entity_set_topic("Observations")
         self._datastream_topics: dict[int, str] = {}
         self._feature_topics: dict[int, str] = {}
@@ -118,6 +127,7 @@ class ObservationAnnouncer:
         """The (topic, payload) messages announcing `rows`."""
         out: list[tuple[str, bytes]] = []
         base, encode, every = self.base, self._encode, self.every_topic
+        restricted = self.restricted()
         for id, datastream, feature, at, number, integer, string, boolean in rows:
             link = f"{base}/Observations({id})"
             result = (number if number is not None else integer if integer is not None
@@ -126,7 +136,7 @@ class ObservationAnnouncer:
                                              link + "/Datastream", link + "/FeatureOfInterest"))
             out.append((self._datastream_topics.get(datastream)
                         or self._datastream_topic(datastream), payload))
-            if every:
+            if every and datastream not in restricted:
                 out.append((self._all_topic, payload))
                 if feature is not None:
                     out.append((self._feature_topics.get(feature)
@@ -155,6 +165,9 @@ class ObservationAnnouncer:
             log.exception("could not encode notifications", extra={"action": "notify_failed"})
             return
         sent = self.publisher.publish(out)
+        if sent:  # all or none
+            self.published.add_datastreams(
+                _messages_per_datastream(rows, self.every_topic, self.restricted()))
         self.metrics.notifications.inc(sent)
         if sent < len(out):
             self.metrics.notify_dropped.inc(len(out) - sent)
@@ -176,3 +189,13 @@ class ObservationAnnouncer:
             messages += len(rows) + sum(1 for r in rows if r[2] is not None)
         self.metrics.notify_dropped.inc(messages)
         self._behind_warning.add(len(rows))
+
+
+def _messages_per_datastream(rows: list[Any], every_topic: bool,
+                             restricted: Container[int]) -> Counter[int]:
+    """How many messages `messages` makes for each Datastream's rows (for metering)."""
+    counts: Counter[int] = Counter()
+    for row in rows:
+        everywhere = every_topic and row[1] not in restricted
+        counts[row[1]] += 1 if not everywhere else 3 if row[2] is not None else 2
+    return counts

@@ -42,10 +42,12 @@ class Target:
 
 @dataclass(frozen=True)
 class Registry:
-    """Datastreams by resolved SenML name; devices with their gateway."""
+    """Datastreams by resolved SenML name; devices with their gateway; the restricted
+    Datastreams, whose readings are announced on their own topics only."""
 
     streams: dict[str, Target]
     gateway_of: dict[str, str | None]
+    restricted: frozenset[int] = frozenset()
 
     @classmethod
     def empty(cls) -> Registry:
@@ -54,16 +56,18 @@ class Registry:
 
 async def load(conn: Any) -> Registry:
     """Read the registry view from the database."""
+    rows = await conn.fetch(query("ingest", "registry_streams"))
     streams = {
         r["name"]: Target(r["id"], r["senml_unit"], KINDS.get(r["observation_type"], "any"),
                           r["device_id"], r["feature_id"])
-        for r in await conn.fetch(query("ingest", "registry_streams"))
+        for r in rows
     }
+    restricted = frozenset(r["id"] for r in rows if r["access"] == "restricted")
     gateway_of = {
         r["device_id"]: r["gateway_id"]
         for r in await conn.fetch(query("ingest", "registry_devices"))
     }
-    return Registry(streams, gateway_of)
+    return Registry(streams, gateway_of, restricted)
 
 
 class RegistryWatch:

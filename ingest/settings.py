@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.broker_login import read_login
 
 # What each stored reading is announced on: the standard's collection topics, only its
 # Datastream's (v1.1/Datastreams({id})/Observations), or nothing.
@@ -22,6 +25,10 @@ class IngestSettings(BaseSettings):
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 11883
     mqtt_client_id: str = "stadspuls-ingest"
+    # The broker account ingest logs in with; its password is read from the file (never
+    # given on the command line). None: connect anonymously.
+    mqtt_username: str | None = None
+    mqtt_password_file: Path | None = None
     topic_prefix: str = ""
     topics: list[str] = Field(default_factory=lambda: ["devices/+/senml", "gateways/+/senml"])
     batch_max_rows: int = 5_000
@@ -53,7 +60,13 @@ class IngestSettings(BaseSettings):
             "--metrics-port", str(self.ingest_metrics_port),
             "--notify", self.notify_topics, "--api-url", self.api_url,
             "--notify-mqtt-host", self.notify_host, "--notify-mqtt-port", str(self.notify_port),
-        ]
+        ] + ([] if self.mqtt_username is None else ["--mqtt-username", self.mqtt_username]) + (
+            [] if self.mqtt_password_file is None
+            else ["--mqtt-password-file", str(self.mqtt_password_file)])
+
+    def mqtt_login(self) -> tuple[str, str] | None:
+        """(username, password) for the broker, or None to connect anonymously."""
+        return read_login(self.mqtt_username, self.mqtt_password_file)
 
     @property
     def subscriptions(self) -> list[str]:
@@ -66,3 +79,4 @@ class IngestSettings(BaseSettings):
     @property
     def notify_port(self) -> int:
         return self.notify_mqtt_port or self.mqtt_port
+

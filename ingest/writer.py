@@ -6,20 +6,32 @@ batch size and the server: `unnest`, one INSERT over column arrays; and `copy`, 
 session-local staging table then INSERT … SELECT. Both skip readings stored before, so a
 redelivered message lands once; asked to, both answer the rows newly stored, which are
 what notifications announce. docs/ingest.md gives the measurements.
+
+Usage is metered in the batch's transaction (core/usage.py): the readings newly stored per
+agency of their Datastream, the rejected ones per agency of their device or gateway, and
+the notifications published since the last batch; a batch and its usage commit together.
+The readings are counted here, from the batch, when all of them were new (the usual case);
+a batch with readings stored before asks the database which rows this transaction wrote.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
+from core import usage
 from core.queries import query
-from ingest.mapping import Mapped, Reject
+from ingest.mapping import Mapped, Reject, sender
+
+# How long the Datastreams' agencies are taken as read (a Datastream unknown to the map
+# reloads it at once).
+AGENCIES_TTL_S = 60.0
 
 # Errors that mean a row of the batch is unacceptable to the database, not that the
 # database is away.
@@ -48,15 +60,20 @@ class BatchWriter:
         conn: the connection, used by this writer alone.
         method: "copy" or "unnest".
         returning: answer the rows newly stored (for notifications), not only their number.
+        published: notifications published, metered with the next batch.
     """
 
-    def __init__(self, conn: Any, method: str = "copy", returning: bool = False) -> None:
+    def __init__(self, conn: Any, method: str = "copy", returning: bool = False,
+                 published: usage.OwnerTally | None = None) -> None:
         if method not in ("unnest", "copy"):
             raise ValueError(f"unknown write method {method!r}")
         self.conn = conn
         self.method = method
         self.returning = returning
+        self.published = published or usage.OwnerTally()
         self._staging_ready = False
+        self._agency_of: dict[int, str] = {}
+        self._agencies_read = -AGENCIES_TTL_S
 
     async def write(self, mapped: Mapped) -> Stored:
         """Commit the batch's rows and rejects; what was newly stored."""
@@ -65,44 +82,110 @@ class BatchWriter:
             await self.conn.execute(query("ingest", "create_staging"))
             self._staging_ready = True
         stored = Stored(0)
-        async with self.conn.transaction():
-            if mapped.times:
-                stored = await self._observations(mapped)
-                if self.method == "copy":
-                    await self.conn.execute(query("ingest", "extend_datastreams_from_staging"))
-                else:
-                    await self._extend(mapped.times, mapped.datastreams, mapped.features)
-            if mapped.rejects:
-                await self._rejects(mapped.rejects)
+        meter = usage.UsageMeter()
+        published = self.published.take()
+        try:
+            async with self.conn.transaction():
+                if mapped.times:
+                    stored = await self._observations(mapped)
+                    if self.method == "copy":
+                        await self.conn.execute(
+                            query("ingest", "extend_datastreams_from_staging"))
+                    else:
+                        await self._extend(mapped.times, mapped.datastreams, mapped.features)
+                if mapped.rejects:
+                    await self._rejects(mapped.rejects, meter)
+                await self._meter(meter, published, await self._new_per_stream(mapped, stored))
+        except BaseException:
+            self.published.restore(published)
+            raise
         return stored
+
+    async def flush_usage(self) -> None:
+        """Write the notifications tallied since the last batch (at shutdown)."""
+        published = self.published.take()
+        try:
+            async with self.conn.transaction():
+                await self._meter(usage.UsageMeter(), published, Counter())
+        except BaseException:
+            self.published.restore(published)
+            raise
 
     async def write_row_by_row(self, mapped: Mapped) -> tuple[Stored, list[Reject]]:
         """Commit the batch one row per savepoint; a row the database refuses becomes a
         reject with the database's reason. What was newly stored, and those rejects."""
         stored = Stored(0)
         refused: list[Reject] = []
-        kept: list[tuple[Any, ...]] = []
         insert = query("ingest", "insert_observation")
-        async with self.conn.transaction():
-            for row in zip(mapped.times, mapped.datastreams, mapped.features, mapped.numbers,
-                           mapped.integers, mapped.strings, mapped.booleans, strict=True):
-                try:
-                    async with self.conn.transaction():
-                        new = await self.conn.fetchrow(insert, *row)
-                except REFUSED_ROW_ERRORS as exc:
-                    refused.append(_refused_row(row, exc))
-                    continue
-                kept.append(row)
-                if new is not None:
-                    stored.count += 1
-                    if self.returning:
-                        stored.rows.append(new)
-            if kept:
-                await self._extend([r[0] for r in kept], [r[1] for r in kept],
-                                   [r[2] for r in kept])
-            if mapped.rejects or refused:
-                await self._rejects([*mapped.rejects, *refused])
+        meter = usage.UsageMeter()
+        new_rows: list[Any] = []
+        published = self.published.take()
+        try:
+            async with self.conn.transaction():
+                await self._rows_one_by_one(mapped, insert, refused, new_rows)
+                stored.count = len(new_rows)
+                if self.returning:
+                    stored.rows = new_rows
+                if mapped.rejects or refused:
+                    await self._rejects([*mapped.rejects, *refused], meter)
+                await self._meter(meter, published, Counter(row[1] for row in new_rows))
+        except BaseException:
+            self.published.restore(published)
+            raise
         return stored, refused
+
+    async def _rows_one_by_one(self, mapped: Mapped, insert: str, refused: list[Reject],
+                               new_rows: list[Any]) -> None:
+        kept: list[tuple[Any, ...]] = []
+        for row in zip(mapped.times, mapped.datastreams, mapped.features, mapped.numbers,
+                       mapped.integers, mapped.strings, mapped.booleans, strict=True):
+            try:
+                async with self.conn.transaction():
+                    new = await self.conn.fetchrow(insert, *row)
+            except REFUSED_ROW_ERRORS as exc:
+                refused.append(_refused_row(row, exc))
+                continue
+            kept.append(row)
+            if new is not None:
+                new_rows.append(new)
+        if kept:
+            await self._extend([r[0] for r in kept], [r[1] for r in kept],
+                               [r[2] for r in kept])
+
+    async def _meter(self, meter: usage.UsageMeter, published: usage.Owned,
+                     new_per_stream: Counter[int]) -> None:
+        """Usage of the batch, in its transaction: the readings newly stored and the
+        notifications published, both per Datastream, under the Datastreams' agencies."""
+        day = usage.today()
+        streams = [o[1] for o, _ in published if o[0] == "Datastreams"]
+        agency_of = await self._agencies([*new_per_stream, *streams])
+        for datastream, n in new_per_stream.items():
+            meter.add(agency_of.get(datastream, usage.CITY), usage.READINGS_INGESTED, n, day)
+        for (kind, id), n in published:
+            agency = agency_of.get(id, usage.CITY) if kind == "Datastreams" else usage.CITY
+            meter.add(agency, usage.MQTT_MESSAGES, n, day)
+        await meter.flush(self.conn)
+
+    async def _new_per_stream(self, m: Mapped, stored: Stored) -> Counter[int]:
+        """How many readings of each Datastream the batch newly stored."""
+        if stored.rows:
+            return Counter(row[1] for row in stored.rows)
+        if stored.count == len(m.times):  # all new: no need to ask
+            return Counter(m.datastreams)
+        if stored.count == 0:
+            return Counter()
+        rows = await self.conn.fetch(query("usage", "stored_in_transaction"), m.datastreams,
+                                     m.times)
+        return Counter({row["datastream_id"]: row["n"] for row in rows})
+
+    async def _agencies(self, datastreams: list[int]) -> dict[int, str]:
+        """The agency code of each Datastream, read again when old or missing one."""
+        if (time.monotonic() - self._agencies_read > AGENCIES_TTL_S
+                or any(d not in self._agency_of for d in datastreams)):
+            self._agency_of = {r["id"]: r["agency"] for r in
+                               await self.conn.fetch(query("usage", "datastream_agencies"))}
+            self._agencies_read = time.monotonic()
+        return self._agency_of
 
     async def _observations(self, m: Mapped) -> Stored:
         if self.method == "unnest":
@@ -157,7 +240,14 @@ class BatchWriter:
             await self.conn.execute(query("datastreams", "extend_datastream_areas"),
                                     [d for d, _ in located], [f for _, f in located])
 
-    async def _rejects(self, r: list[Reject]) -> None:
+    async def _rejects(self, r: list[Reject], meter: usage.UsageMeter) -> None:
+        senders = [sender(x.topic) for x in r]
+        devices = [x.device_id or (s[1] if s and s[0] == "devices" else None)
+                   for x, s in zip(r, senders, strict=True)]
+        gateways = [s[1] if s and s[0] == "gateways" else None for s in senders]
+        day = usage.today()
+        for row in await self.conn.fetch(query("usage", "sender_agencies"), devices, gateways):
+            meter.add(row["agency"], usage.READINGS_REJECTED, row["n"], day)
         await self.conn.execute(
             query("ingest", "insert_rejects"),
             [datetime.fromtimestamp(x.received, UTC) for x in r], [x.topic for x in r],

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
 import threading
+from collections import defaultdict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
 
 from devices.fleet import FLEETS, fleet
-from simulators.errors import SimulatorError
+from simulators.errors import BrokerUnavailable, SimulatorError
 from simulators.faults import FaultRates
 from simulators.publisher import Publisher
 from simulators.runner import Period, Summary, run
@@ -54,12 +57,15 @@ FAULT_HELP = (
               help="Put before every topic, as PREFIX/devices/... [STADSPULS_TOPIC_PREFIX; none]")
 @click.option("--window", type=click.IntRange(1),
               help="Most messages awaiting PUBACK at once [STADSPULS_PUBLISH_WINDOW; 1000]")
+@click.option("--credentials", "credentials_file", type=click.Path(path_type=Path),
+              help="JSON file of publisher id -> secret: each gateway and self-publishing "
+              "device connects as itself [STADSPULS_CREDENTIALS_FILE; anonymous]")
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress bar [default: when stderr is a terminal].")
 def simulate(fleet_name: str, scale: int, seed: int, start: str | None, end: str | None,
              speed: float | None, fault_specs: tuple[str, ...], mqtt_host: str | None,
              mqtt_port: int | None, topic_prefix: str | None, window: int | None,
-             progress: bool | None) -> None:
+             credentials_file: Path | None, progress: bool | None) -> None:
     """Publish a simulated fleet over MQTT: air-quality stations and traffic counters,
     through their gateways, one reading per datastream and minute, at QoS 1.
 
@@ -71,7 +77,8 @@ def simulate(fleet_name: str, scale: int, seed: int, start: str | None, end: str
       stadspuls simulate --scale 10000 --faults all=0.001
     """
     given: dict[str, Any] = {"mqtt_host": mqtt_host, "mqtt_port": mqtt_port,
-                             "topic_prefix": topic_prefix, "publish_window": window}
+                             "topic_prefix": topic_prefix, "publish_window": window,
+                             "credentials_file": credentials_file}
     settings = SimulatorSettings(**{k: v for k, v in given.items() if v is not None})
     try:
         rates = FaultRates.parse(fault_specs)
@@ -97,13 +104,52 @@ def _period(start: str | None, end: str | None, speed: float | None) -> Period:
 def _publish(simulation: Simulation, settings: SimulatorSettings, period: Period,
              progress: bool) -> Summary:
     stop = threading.Event()
-    with Publisher(settings.mqtt_host, settings.mqtt_port,
-                   settings.publish_window) as publisher, _stopped_by_signals(stop):
+    with ExitStack() as publishers, _stopped_by_signals(stop):
+        by_topic = _connect(publishers, simulation, settings)
 
         def sink(message: Message) -> None:
-            publisher.publish(message.topic, message.payload)
+            by_topic[message.topic].publish(message.topic, message.payload)
 
         return run(simulation, period, sink, progress=progress, stop=stop)
+
+
+def _connect(publishers: ExitStack, simulation: Simulation,
+             settings: SimulatorSettings) -> dict[str, Publisher]:
+    """The connection each link's topic is published on: one per gateway and per device
+    that publishes for itself, logged in with its own secret; or one anonymous connection
+    for all without a credentials file."""
+    host, port, window = settings.mqtt_host, settings.mqtt_port, settings.publish_window
+    if settings.credentials_file is None:
+        try:
+            shared = publishers.enter_context(Publisher(host, port, window))
+        except BrokerUnavailable as exc:
+            raise BrokerUnavailable(
+                f"{exc}; a broker with authentication on takes the fleet's credentials: "
+                "--credentials <state dir>/secrets/fleet.json (written by `stadspuls up`)"
+            ) from None
+        return defaultdict(lambda: shared)
+    secrets = _secrets(settings.credentials_file)
+    by_topic = {}
+    for link in simulation.links:
+        if link.publisher_id not in secrets:
+            raise SimulatorError(f"{settings.credentials_file} holds no secret for "
+                                 f"{link.publisher_id}; `stadspuls up` writes it, or give "
+                                 f"one with `stadspuls devices credentials {link.publisher_id}`")
+        login = (link.publisher_id, secrets[link.publisher_id])
+        by_topic[link.topic] = publishers.enter_context(Publisher(host, port, window,
+                                                                  login=login))
+    return by_topic
+
+
+def _secrets(path: Path) -> dict[str, str]:
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise SimulatorError(f"cannot read the credentials file {path}: "
+                             f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    if not isinstance(found, dict):
+        raise SimulatorError(f"{path} is not a JSON object of publisher id -> secret")
+    return {str(k): str(v) for k, v in found.items()}
 
 
 @contextmanager

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import paho.mqtt.client as paho
@@ -66,7 +67,8 @@ def messages(plan: LoadPlan) -> Iterator[tuple[str, bytes]]:
 
 
 def publish(host: str, port: int, plan: LoadPlan, *, rate: float | None = None,
-            inflight: int = 1000, stamp: bool = False) -> LoadResult:
+            inflight: int = 1000, stamp: bool = False,
+            login: tuple[str, str] | None = None) -> LoadResult:
     """Publish the plan at QoS 1 and wait until the broker acknowledged every message.
 
     Args:
@@ -76,6 +78,7 @@ def publish(host: str, port: int, plan: LoadPlan, *, rate: float | None = None,
         rate: messages per second to aim at; as fast as possible when None.
         inflight: unacknowledged messages allowed at once.
         stamp: set each message's base time to its publish time (for latency work).
+        login: (username, password) at the broker; None: anonymous.
 
     Returns:
         How many messages and readings were published and how long it took.
@@ -91,10 +94,21 @@ def publish(host: str, port: int, plan: LoadPlan, *, rate: float | None = None,
         if acked == total:
             done.set()
 
+    refused: list[str] = []
+
+    def on_connect(client: paho.Client, userdata: object, flags: object, reason: Any,
+                   properties: object) -> None:
+        if reason.is_failure:
+            refused.append(str(reason))
+            done.set()
+
     client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+    client.on_connect = on_connect
     client.max_inflight_messages_set(inflight)
     client.max_queued_messages_set(0)
     client.on_publish = on_publish
+    if login is not None:
+        client.username_pw_set(*login)
     client.connect(host, port, keepalive=60)
     client.loop_start()
     try:
@@ -107,10 +121,16 @@ def publish(host: str, port: int, plan: LoadPlan, *, rate: float | None = None,
                 _pace(first, n + 1, rate)
             if n % 1000 == 999:
                 # Keep paho's own queue short: it holds every message not yet written.
-                while n + 1 - acked > inflight * 4:
+                while n + 1 - acked > inflight * 4 and not refused:
                     time.sleep(0.001)
+            if refused:
+                break
         if total and not done.wait(timeout=600):
             raise TimeoutError(f"broker acknowledged {acked} of {total} messages")
+        if refused:
+            raise ConnectionRefusedError(
+                f"the broker refused {login[0] if login else 'an anonymous client'}: "
+                f"{refused[0]}")
         last = time.time()
     finally:
         client.disconnect()

@@ -33,10 +33,11 @@ class Publisher:
         port: the broker's port.
         window: the most messages awaiting PUBACK at once.
         timeout_s: how long to wait for the connection, or for room in the window.
+        login: (username, password) at the broker; None: anonymous.
     """
 
     def __init__(self, host: str, port: int, window: int = 1_000,
-                 timeout_s: float = 30.0) -> None:
+                 timeout_s: float = 30.0, login: tuple[str, str] | None = None) -> None:
         self.host, self.port = host, port
         self.window = window
         self.timeout_s = timeout_s
@@ -44,10 +45,15 @@ class Publisher:
         self._pending = 0
         self._changed = threading.Condition()
         self._connected = threading.Event()
+        self._answered = threading.Event()  # a CONNACK came, accepting or refusing
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=f"stadspuls-sim-{uuid.uuid4().hex[:12]}",
             protocol=mqtt.MQTTv311,
         )
+        if login is not None:
+            self._client.username_pw_set(*login)
+        self.username = login[0] if login else None
+        self._refused: str | None = None
         self._client.max_inflight_messages_set(window)
         self._client.max_queued_messages_set(0)
         self._client.on_connect = self._on_connect
@@ -79,9 +85,13 @@ class Publisher:
                 "is the stack up? --mqtt-port or STADSPULS_MQTT_PORT choose the port"
             ) from None
         self._client.loop_start()
-        if not self._connected.wait(self.timeout_s):
+        self._answered.wait(self.timeout_s)
+        if not self._connected.is_set():
             self.close()
-            raise BrokerUnavailable(f"the broker at {self.host}:{self.port} did not accept us")
+            why = f" ({self._refused})" if self._refused else ""
+            raise BrokerUnavailable(
+                f"the broker at {self.host}:{self.port} did not accept "
+                f"{self.username or 'an anonymous client'}{why}")
         log.debug("connected to %s:%d", self.host, self.port, extra={"action": "mqtt_connected"})
 
     def publish(self, topic: str, payload: bytes) -> None:
@@ -125,6 +135,9 @@ class Publisher:
                     properties: Any) -> None:
         if not reason.is_failure:
             self._connected.set()
+        else:
+            self._refused = str(reason)
+        self._answered.set()
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any,
                     properties: Any) -> None:

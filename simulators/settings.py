@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -17,3 +19,7 @@ class SimulatorSettings(BaseSettings):
     mqtt_port: int = 11883
     topic_prefix: str = ""
     publish_window: int = 1_000
+    # JSON object of publisher id -> secret (gateways and self-publishing devices): each
+    # publishes on a connection of its own, logged in as itself. None: one anonymous
+    # connection for the whole fleet.
+    credentials_file: Path | None = None

@@ -36,8 +36,11 @@ def postgres_install() -> Postgres:
 @pytest.fixture(scope="session")
 async def stack(postgres_install: Postgres) -> AsyncIterator[LocalStack]:
     state = temporary_state_dir("stadspuls-test-")
+    # Anonymous clients: the functional tests share this one broker across per-test
+    # databases; tests/security runs a stack with authentication on, as `up` does.
     settings = StackSettings(
-        state_dir=state, db_port=free_port(), mqtt_port=free_port(), db_name=TEMPLATE_DB
+        state_dir=state, db_port=free_port(), mqtt_port=free_port(), db_name=TEMPLATE_DB,
+        mqtt_auth=False,
     )
     local = LocalStack(settings, postgres_install)
     await local.start()

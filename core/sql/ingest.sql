@@ -2,7 +2,7 @@
 -- Every datastream a field device can publish to, by resolved SenML name, with the
 -- FeatureOfInterest of its readings: the one provisioning makes for the device.
 SELECT 'urn:dev:' || t.device_id || ':' || ds.record_name AS name, ds.id, ds.senml_unit,
-       ds.observation_type, t.device_id, f.id AS feature_id
+       ds.observation_type, t.device_id, f.id AS feature_id, ds.access
 FROM datastreams ds
 JOIN things t ON t.id = ds.thing_id
 LEFT JOIN features_of_interest f ON f.key = 'device:' || t.device_id

@@ -16,6 +16,7 @@ import pytest
 from api.app import create_app
 from api.settings import ApiSettings
 from deploy.stack import LocalStack
+from tests.access import bearer, make_key
 from tests.conformance.dataset import Dataset, post_dataset
 from tests.conftest import fresh_database
 
@@ -39,7 +40,9 @@ async def api(api_settings: ApiSettings) -> AsyncIterator[httpx.AsyncClient]:
         # Observations published before the listener has subscribed would find no session.
         await asyncio.wait_for(app.state.observation_listener.ready.wait(), 30)
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+        key = await make_key(api_settings.database_url)
+        async with httpx.AsyncClient(transport=transport, base_url=BASE,
+                                     headers=bearer(key)) as client:
             yield client
 
 

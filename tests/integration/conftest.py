@@ -20,6 +20,7 @@ from devices.provision import provision
 from ingest.consumer import Consumer
 from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
+from tests.access import bearer, make_key
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20) -> None:
@@ -86,7 +87,8 @@ async def client(fleet_db: Any, db_url: str) -> AsyncIterator[httpx.AsyncClient]
     app = create_app(ApiSettings(database_url=db_url, page_size=5, mqtt_enabled=False))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://city") as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://city",
+                                     headers=bearer(await make_key(db_url))) as c:
             yield c
 
 

@@ -11,6 +11,7 @@ import httpx
 
 from api.app import create_app
 from api.settings import ApiSettings
+from tests.access import bearer, make_key
 
 
 async def get(client: httpx.AsyncClient, url: str, status: int = 200) -> Any:
@@ -55,5 +56,6 @@ async def api_client(db_url: str, **settings: Any) -> AsyncIterator[httpx.AsyncC
     app = create_app(ApiSettings(database_url=db_url, mqtt_enabled=False, **settings))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://city") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://city",
+                                     headers=bearer(await make_key(db_url))) as client:
             yield client

@@ -20,6 +20,7 @@ from api.app import create_app
 from api.settings import ApiSettings
 from core.mqtt_publish import USER_PROPERTY as NOTIFICATION
 from deploy.ports import free_port
+from tests.access import bearer, make_key
 from tests.integration.conftest import eventually
 from tests.integration.readings import datastream as fleet_datastream
 from tests.integration.writes import T0, Recorder
@@ -158,7 +159,8 @@ async def test_the_http_api_serves_writes_while_the_broker_is_away(
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://city") as http:
+        async with httpx.AsyncClient(transport=transport, base_url="http://city",
+                                     headers=bearer(await make_key(db_url))) as http:
             made = await http.post("/v1.1/Things", json={"name": "Mast", "description": "d"})
             assert made.status_code == 201, made.text
         assert not app.state.observation_listener.ready.is_set()

@@ -135,7 +135,9 @@ async def test_sigterm_drains_and_exits_and_a_restart_picks_up_the_rest(
 async def test_thirty_seconds_without_the_database_under_load_loses_nothing(
     state_dir: Path, postgres_install: Postgres, tmp_path: Path
 ) -> None:
-    settings = StackSettings(state_dir=state_dir, db_port=free_port(), mqtt_port=free_port())
+    # An anonymous broker: the claim is about the database outage, not about logins.
+    settings = StackSettings(state_dir=state_dir, db_port=free_port(), mqtt_port=free_port(),
+                             mqtt_auth=False)
     stack = LocalStack(settings, postgres_install)
     await stack.start()
     try:

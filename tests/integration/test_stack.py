@@ -28,7 +28,8 @@ async def test_second_start_reuses_cluster_and_schema(
     state_dir: Path, postgres_install: Postgres, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
-    settings = StackSettings(state_dir=state_dir, db_port=free_port(), mqtt_port=free_port())
+    settings = StackSettings(state_dir=state_dir, db_port=free_port(), mqtt_port=free_port(),
+                             mqtt_tls_port=free_port(), mqtt_mtls_port=free_port())
     first = LocalStack(settings, postgres_install)
     await first.start()
     first.stop()
@@ -53,7 +54,8 @@ async def test_second_start_reuses_cluster_and_schema(
 async def test_services_run_as_an_unprivileged_user_when_started_by_root(
     state_dir: Path, postgres_install: Postgres
 ) -> None:
-    settings = StackSettings(state_dir=state_dir, db_port=free_port(), mqtt_port=free_port())
+    settings = StackSettings(state_dir=state_dir, db_port=free_port(), mqtt_port=free_port(),
+                             mqtt_tls_port=free_port(), mqtt_mtls_port=free_port())
     local = LocalStack(settings, postgres_install)
     await local.start()
     try:

@@ -13,6 +13,7 @@ import httpx
 from api.app import create_app
 from api.settings import ApiSettings
 from core.notify import Change
+from tests.access import bearer, make_key
 
 BASE = "http://city/v1.1"
 T0 = "2026-09-21T10:00:00Z"
@@ -55,7 +56,8 @@ async def running_api(db_url: str) -> AsyncIterator[Api]:
     async with app.router.lifespan_context(app):
         app.state.notifier = recorder = Recorder()
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://city") as client:
+        async with httpx.AsyncClient(transport=transport, base_url="http://city",
+                                     headers=bearer(await make_key(db_url))) as client:
             yield Api(client, recorder)
 
 

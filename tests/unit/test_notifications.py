@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.mqtt_publish import connect_packet, publish_packet, string, varint
-from core.notify import Change, messages
+from core.notify import Change, confined, messages
 from ingest.metrics import IngestMetrics
 from ingest.notifications import ObservationAnnouncer
 from ingest.settings import IngestSettings
@@ -127,3 +127,48 @@ def test_the_datastream_setting_announces_on_the_datastream_topic_only() -> None
     rows = [(41, 5, 7, AT, 1.0, None, None, None), (42, 6, None, AT, 2.0, None, None, None)]
     assert [topic for topic, _ in announcer("datastream").messages(rows)] == [
         "t/v1.1/Datastreams(5)/Observations", "t/v1.1/Datastreams(6)/Observations"]
+
+
+def test_a_connect_packet_with_a_login_carries_username_and_password() -> None:
+    packet = connect_packet("n", 30, ("stadspuls-ingest", "s3cret"))
+    assert packet == (
+        b"\x10\x28" + b"\x00\x04MQTT" + b"\x05" + b"\xc2" + b"\x00\x1e" + b"\x00"
+        + b"\x00\x01n" + b"\x00\x10stadspuls-ingest" + b"\x00\x06s3cret")
+
+
+def test_a_restricted_datastreams_observation_goes_to_its_datastream_topic_only() -> None:
+    observation = {"@iot.id": 9, "result": 1.5}
+    change = Change("Observations", 9, observation,
+                    parents=(("Datastreams", 5), ("FeaturesOfInterest", 7)), confined_to=5)
+    assert decoded(messages(change, "t/")) == [("t/v1.1/Datastreams(5)/Observations",
+                                                observation)]
+
+
+def test_a_restricted_datastream_is_announced_on_its_own_topics_not_its_collections() -> None:
+    datastream = {"@iot.id": 5, "name": "no2", "description": "d"}
+    created = Change("Datastreams", 5, datastream, parents=(("Things", 1),), confined_to=5)
+    updated = Change("Datastreams", 5, datastream, parents=(("Things", 2),),
+                     changed=("name",), confined_to=5)
+    assert messages(created) == []
+    assert [topic for topic, _ in messages(updated)] == [
+        "v1.1/Datastreams(5)", "v1.1/Datastreams(5)/name"]
+
+
+@pytest.mark.parametrize(("topic", "inside"), [
+    ("v1.1/Datastreams(5)", True), ("v1.1/Datastreams(5)/Observations", True),
+    ("v1.1/Datastreams(55)/Observations", False), ("v1.1/Datastreams", False),
+    ("v1.1/Observations", False), ("v1.1/Things(5)/Datastreams", False),
+])
+def test_the_confinement_rule_keeps_the_topics_under_one_datastream(topic: str,
+                                                                     inside: bool) -> None:
+    assert confined(topic, 5) is inside
+
+
+def test_ingest_announces_a_restricted_datastreams_readings_on_its_topic_only() -> None:
+    restricting = announcer("all")
+    restricting.restricted = lambda: frozenset({5})
+    rows = [(41, 5, 7, AT, 1.0, None, None, None), (42, 6, 7, AT, 2.0, None, None, None)]
+    assert [topic for topic, _ in restricting.messages(rows)] == [
+        "t/v1.1/Datastreams(5)/Observations",
+        "t/v1.1/Datastreams(6)/Observations", "t/v1.1/Observations",
+        "t/v1.1/FeaturesOfInterest(7)/Observations"]

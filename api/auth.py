@@ -1,0 +1,147 @@
+"""Authentication: who a request acts for, from its `Authorization: Bearer <key>` header.
+
+A pure ASGI middleware (so that the principal, a context variable, reaches the handlers and
+the database pool): without the header a request is anonymous and may read open data; a
+key that is malformed, unknown, wrong, revoked or expired is answered 401 at once. Keys are
+taken only from the header, never from the URL, and no message or log line holds one.
+
+Checked keys are remembered for `ApiSettings.key_cache_s` seconds, so a request does not pay
+a database round trip, and a revoked key stops working within that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from starlette.datastructures import Headers, QueryParams
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api import principal
+from api.errors import ApiError, BadRequest, TooSlow, Unauthorized
+from api.keys import key_id_of
+from api.principal import ANONYMOUS, SCOPE_KEY, Principal
+from core.queries import query
+from core.secrets import verify_secret
+
+log = logging.getLogger(__name__)
+
+MAX_CACHED = 10_000
+# Query parameters a client might put a key in by mistake; refused, so the key is not
+# passed around in URLs (and logs of proxies) by habit.
+KEY_PARAMETERS = ("access_token", "api_key", "apikey")
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A key as checked: its principal and expiry, or why it is refused."""
+
+    principal: Principal | None
+    expires_at: datetime | None
+    refusal: str | None
+    at: float
+
+
+class KeyChecker:
+    """Checks keys against the api_keys table, remembering each answer for `ttl` seconds."""
+
+    def __init__(self, ttl: float) -> None:
+        self.ttl = ttl
+        self._cache: dict[bytes, _Checked] = {}
+
+    async def principal(self, pool: Any, authorization: str | None) -> Principal:
+        """The principal of a request with this Authorization header value.
+
+        Raises:
+            Unauthorized: the header does not hold a valid key.
+        """
+        if authorization is None:
+            return ANONYMOUS
+        scheme, _, text = authorization.strip().partition(" ")
+        text = text.strip()
+        if scheme.lower() != "bearer" or not text:
+            raise Unauthorized("the Authorization header must read 'Bearer <API key>'")
+        key_id = key_id_of(text)
+        if key_id is None:
+            raise self._refused(None, "the bearer token is not an API key of this service")
+        digest = hashlib.sha256(text.encode()).digest()
+        checked = self._cache.get(digest)
+        if checked is None or time.monotonic() - checked.at > self.ttl:
+            checked = await self._check(pool, key_id, text)
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.clear()
+            self._cache[digest] = checked
+        if checked.refusal is not None:
+            raise self._refused(key_id, checked.refusal)
+        assert checked.principal is not None and checked.expires_at is not None
+        if checked.expires_at <= datetime.now(UTC):
+            raise self._refused(key_id, f"API key {key_id} expired at "
+                                        f"{checked.expires_at.isoformat()}")
+        return checked.principal
+
+    async def _check(self, pool: Any, key_id: str, text: str) -> _Checked:
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow(query("api_access", "key_for_check"), key_id)
+        now = time.monotonic()
+        if row is None or not verify_secret(text, row["secret_hash"]):
+            return _Checked(None, None, "the API key is not valid", now)
+        if row["revoked_at"] is not None:
+            return _Checked(None, None, f"API key {key_id} was revoked", now)
+        who = Principal(key_id=key_id, agency_id=row["agency_id"],
+                        agency_code=row["agency_code"], role=row["role"])
+        return _Checked(who, row["expires_at"], None, now)
+
+    @staticmethod
+    def _refused(key_id: str | None, reason: str) -> Unauthorized:
+        log.info("API key refused: %s", reason,
+                 extra={"action": "api_key_refused", "key_id": key_id})
+        return Unauthorized(reason)
+
+
+class Authentication:
+    """ASGI middleware: resolves the principal of each HTTP request, sets
+    `api.principal.current` and `scope[SCOPE_KEY]`, and answers 401 for a bad key."""
+
+    def __init__(self, app: ASGIApp, checker: KeyChecker) -> None:
+        self.app = app
+        self.checker = checker
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope[SCOPE_KEY] = ANONYMOUS
+        try:
+            if any(name in KEY_PARAMETERS for name in
+                   QueryParams(scope.get("query_string", b"").decode("latin-1"))):
+                raise BadRequest("API keys are taken only in the header "
+                                 "'Authorization: Bearer <key>', never in the URL")
+            pool = scope["app"].state.store.pool
+            try:
+                who = await self.checker.principal(pool,
+                                                   Headers(scope=scope).get("authorization"))
+            except asyncpg.QueryCanceledError:
+                raise TooSlow() from None
+        except ApiError as exc:
+            await error_response(exc)(scope, receive, send)
+            return
+        scope[SCOPE_KEY] = who
+        token = principal.current.set(who)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            principal.current.reset(token)
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    """An error answered by a middleware, in the API's error format."""
+    headers = {"WWW-Authenticate": 'Bearer realm="stadspuls"'} \
+        if isinstance(exc, Unauthorized) else None
+    return JSONResponse({"code": exc.code, "message": str(exc)}, status_code=exc.status,
+                        headers=headers)

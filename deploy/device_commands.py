@@ -1,0 +1,119 @@
+"""`stadspuls devices credentials | rotate | revoke`: broker credentials of devices and
+gateways. A new secret is printed once and stored nowhere but as its hash."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from core.database import connect
+from deploy import stack as stacks
+from deploy.settings import StackSettings
+from deploy.tls import Authority, issue_client_certificate
+from devices import credentials
+from devices.errors import DeviceError
+
+CONNECT_WAIT_S = 3
+WARNING = ("The password is shown this once and stored nowhere; give it to the device now. "
+           "The broker accepts it within seconds.")
+
+
+def add_device_commands(group: click.Group,
+                        stack_options: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Add the credential commands to the `devices` group."""
+
+    def common(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option("--json", "as_json", is_flag=True,
+                               help="Print JSON (for scripts).")(command)
+        command = click.option("--database-url", envvar="STADSPULS_DATABASE_URL",
+                               help="PostgreSQL URL [the local stack's database]")(command)
+        command = click.argument("publisher_id")(command)
+        return stack_options(command)
+
+    cert_option = click.option(
+        "--cert", "cert_dir", type=click.Path(path_type=Path, file_okay=False),
+        help="Also write a client certificate of the stack's CA to DIR/<id>.crt and "
+             "DIR/<id>.key, for the mutual-TLS listener.")
+
+    @group.command("credentials")
+    @common
+    @cert_option
+    def devices_credentials(settings: StackSettings, publisher_id: str,
+                            database_url: str | None, as_json: bool,
+                            cert_dir: Path | None) -> None:
+        """Give a device or gateway broker credentials (username: its id)."""
+        issued = _run(settings, database_url, lambda c: credentials.create(c, publisher_id))
+        _print_secret(issued, "created", _certificate(settings, publisher_id, cert_dir),
+                      as_json)
+
+    @group.command("rotate")
+    @common
+    @cert_option
+    def devices_rotate(settings: StackSettings, publisher_id: str, database_url: str | None,
+                       as_json: bool, cert_dir: Path | None) -> None:
+        """Give a device or gateway a new secret; the old one stops working."""
+        issued = _run(settings, database_url, lambda c: credentials.rotate(c, publisher_id))
+        _print_secret(issued, "rotated", _certificate(settings, publisher_id, cert_dir),
+                      as_json)
+
+    @group.command("revoke")
+    @common
+    def devices_revoke(settings: StackSettings, publisher_id: str, database_url: str | None,
+                       as_json: bool) -> None:
+        """Revoke a device's or gateway's credentials: the broker disconnects it within
+        seconds and refuses it from then on."""
+        account = _run(settings, database_url, lambda c: credentials.revoke(c, publisher_id))
+        if as_json:
+            click.echo(json.dumps({"username": account.username, "kind": account.kind,
+                                   "revoked_at": account.revoked_at.isoformat()
+                                   if account.revoked_at else None}))
+        else:
+            click.echo(f"{account.kind} {account.username}: broker credentials revoked")
+
+
+def _run(settings: StackSettings, database_url: str | None,
+         action: Callable[[Any], Awaitable[Any]]) -> Any:
+    url = database_url or stacks.settings_of_running_stack(settings).database_url
+
+    async def run() -> Any:
+        conn = await connect(url, wait=CONNECT_WAIT_S)
+        try:
+            return await action(conn)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _certificate(settings: StackSettings, name: str,
+                 cert_dir: Path | None) -> tuple[Path, Path] | None:
+    if cert_dir is None:
+        return None
+    authority = Authority(settings.state_dir.resolve() / "tls")
+    if not authority.exists():
+        raise DeviceError(f"the stack in {settings.state_dir} has no CA yet; "
+                          "`stadspuls up` makes one")
+    return issue_client_certificate(authority, name, cert_dir)
+
+
+def _print_secret(issued: credentials.Credentials, done: str,
+                  certificate: tuple[Path, Path] | None, as_json: bool) -> None:
+    if as_json:
+        out: dict[str, Any] = {"username": issued.username, "kind": issued.account.kind,
+                               "password": issued.secret}
+        if certificate:
+            out |= {"certificate": str(certificate[0]), "key": str(certificate[1])}
+        click.echo(json.dumps(out))
+        click.echo(WARNING, err=True)
+        return
+    click.echo(f"{issued.account.kind} {issued.username}: broker credentials {done}\n"
+               f"  username  {issued.username}\n"
+               f"  password  {issued.secret}")
+    if certificate:
+        click.echo(f"  certificate  {certificate[0]}\n  key          {certificate[1]}")
+    click.echo(WARNING, err=True)

@@ -1,0 +1,148 @@
+"""Claims: the API takes a key only as `Authorization: Bearer <key>`, refuses a malformed,
+unknown, wrong, expired or revoked one with 401, never shows or logs a key, and limits each
+key's (or address's) rate with 429 and Retry-After."""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+
+from api.auth import KeyChecker
+from api.errors import Unauthorized
+from api.keys import revoke_key
+from api.ratelimit import Buckets, Limit
+from tests.access import bearer
+from tests.security.api_fixtures import World, WorldFactory, access, access_with
+
+__all__ = ["access", "access_with"]  # fixtures
+
+
+async def status_and_body(world: World, headers: dict[str, str],
+                          url: str = "/v1.1/Things") -> tuple[int, str]:
+    transport = httpx.ASGITransport(app=world.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://city",
+                                 headers=headers) as client:
+        response = await client.get(url)
+    return response.status_code, response.text
+
+
+def key_id(text: str) -> str:
+    return text.split("_")[1]
+
+
+async def test_a_good_key_is_accepted(access: World) -> None:
+    assert (await status_and_body(access, bearer(access.keys["env_reader"])))[0] == 200
+
+
+async def test_malformed_unknown_and_wrong_keys_are_401_without_echoing_them(
+    access: World,
+) -> None:
+    good = access.keys["env_reader"]
+    wrong = good[:-4] + ("aaaa" if not good.endswith("aaaa") else "bbbb")
+    unknown = "sp_kzzzzzzzzzzz_" + good.split("_", 2)[2]
+    tries = {"Bearer not-a-key": "not an API key", f"Basic {good}": "Bearer <API key>",
+             "Bearer": "Bearer <API key>", f"Bearer {wrong}": "not valid",
+             f"Bearer {unknown}": "not valid"}
+    for header, reason in tries.items():
+        status, body = await status_and_body(access, {"Authorization": header})
+        assert status == 401, header
+        assert reason in body
+        assert good not in body and wrong not in body and good.split("_", 2)[2] not in body
+
+
+async def test_an_expired_key_is_401_and_says_it_expired(access: World) -> None:
+    text = access.keys["env_reader"]
+    await access.db.execute("UPDATE api_keys SET expires_at = now() - interval '1 minute' "
+                            "WHERE key_id = $1", key_id(text))
+    status, body = await status_and_body(access, bearer(text))
+    assert status == 401
+    assert f"API key {key_id(text)} expired at" in body
+
+
+async def test_a_revoked_key_is_refused_once_the_cache_time_is_past(
+    access_with: WorldFactory,
+) -> None:
+    async with access_with(key_cache_s=0) as w:
+        text = w.keys["traffic_reader"]
+        assert (await status_and_body(w, bearer(text)))[0] == 200
+        await revoke_key(w.db, key_id(text))
+        status, body = await status_and_body(w, bearer(text))
+    assert status == 401
+    assert f"API key {key_id(text)} was revoked" in body
+
+
+async def test_a_checked_key_is_remembered_for_the_cache_time(access: World) -> None:
+    checker = KeyChecker(ttl=3600)
+    pool = access.app.state.store.pool
+    text = access.keys["env_writer"]
+    who = await checker.principal(pool, f"Bearer {text}")
+    await revoke_key(access.db, key_id(text))
+    assert await checker.principal(pool, f"Bearer {text}") == who  # no database round trip
+    checker.ttl = 0
+    with pytest.raises(Unauthorized, match="revoked"):
+        await checker.principal(pool, f"Bearer {text}")
+
+
+async def test_keys_are_never_taken_from_the_url(access: World) -> None:
+    text = access.keys["traffic_reader"]
+    status, body = await status_and_body(access, {}, f"/v1.1/Things?access_token={text}")
+    assert status == 400
+    assert "Authorization: Bearer" in body and text not in body
+
+
+async def test_no_key_reaches_the_logs(access: World, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    good = access.keys["env_writer"]
+    bad = good[:-4] + ("aaaa" if not good.endswith("aaaa") else "bbbb")
+    for header in (bearer(good), bearer(bad), {"Authorization": f"Basic {good}"}):
+        await status_and_body(access, header)
+        await status_and_body(access, header, f"/v1.1/Things?api_key={good}")
+    assert "api_key_refused" in [getattr(r, "action", None) for r in caplog.records]
+    # What the service logs; httpx's lines are the test client's own.
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records
+                       if not r.name.startswith(("httpx", "httpcore")))
+    assert good not in logged and bad not in logged
+    assert good.split("_", 2)[2] not in logged
+
+
+async def test_a_flood_from_one_key_gets_429_while_another_key_is_served(
+    access_with: WorldFactory,
+) -> None:
+    async with access_with(rate_limit_per_s=0.01, rate_limit_burst=5) as w:
+        flooding = [(await status_and_body(w, bearer(w.keys["env_reader"])))[0]
+                    for _ in range(6)]
+        transport = httpx.ASGITransport(app=w.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://city") as client:
+            refused = await client.get("/v1.1/Things", headers=bearer(w.keys["env_reader"]))
+        other = await status_and_body(w, bearer(w.keys["traffic_reader"]))
+    assert flooding == [200] * 5 + [429]
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert refused.json()["code"] == "too_many_requests"
+    assert other[0] == 200
+
+
+async def test_anonymous_requests_are_limited_per_client_address(
+    access_with: WorldFactory,
+) -> None:
+    async with access_with(anonymous_rate_limit_per_s=0.01, anonymous_rate_limit_burst=2) as w:
+        answers = []
+        for address in ("10.0.0.1", "10.0.0.1", "10.0.0.1", "10.0.0.2"):
+            transport = httpx.ASGITransport(app=w.app, client=(address, 4000))
+            async with httpx.AsyncClient(transport=transport, base_url="http://city") as c:
+                answers.append((await c.get("/v1.1/Things")).status_code)
+    assert answers == [200, 200, 429, 200]
+
+
+def test_a_bucket_refills_at_its_rate_up_to_its_burst() -> None:
+    now = [0.0]
+    buckets, limit = Buckets(clock=lambda: now[0]), Limit(per_s=2, burst=3)
+    assert [buckets.take("k", limit) for _ in range(3)] == [0, 0, 0]
+    assert buckets.take("k", limit) == pytest.approx(0.5)
+    now[0] = 0.5  # one token back
+    assert buckets.take("k", limit) == 0
+    now[0] = 100.0  # never more than the burst
+    assert [buckets.take("k", limit) for _ in range(4)][-1] > 0
+    assert buckets.take("other", limit) == 0
