@@ -23,9 +23,9 @@ from api import expand, extras, formats, mqtt_create, notifications, openapi, pa
 from api.admin import router as admin_router
 from api.auth import Authentication, KeyChecker
 from api.entities import ENTITY_SETS
-from api.errors import ApiError, BadRequest, NotFound, TooSlow, Unauthorized
+from api.errors import ApiError, BadRequest, NotFound, TooSlow, error_response
 from api.operations import base_url
-from api.ratelimit import RateLimit
+from api.ratelimit import Limit, RateLimit
 from api.serialize import entity_json, value_json
 from api.settings import ApiSettings
 from api.store import Store, create_pool
@@ -86,7 +86,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.openapi = lambda: openapi.document(app)  # type: ignore[method-assign]
     # Access (docs/api.md): the key's principal first, then its rate limit.
     app.add_middleware(RateLimit, settings=settings)
-    app.add_middleware(Authentication, checker=KeyChecker(settings.key_cache_s))
+    app.add_middleware(Authentication, checker=KeyChecker(
+        settings.key_cache_s,
+        Limit(settings.refused_key_limit_per_s, settings.refused_key_limit_burst)))
     # Usage per agency (api/usage.py): added last, so outermost, reading the principal the
     # authentication middleware leaves in the scope.
     app.state.usage, app.state.published = UsageMeter(), OwnerTally()
@@ -103,12 +105,7 @@ StoreDep = Annotated[Store, Depends(_store)]
 
 
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    body: dict[str, Any] = {"code": exc.code, "message": str(exc)}
-    if exc.position is not None:
-        body["position"] = exc.position
-    headers = {"WWW-Authenticate": 'Bearer realm="stadspuls"'} \
-        if isinstance(exc, Unauthorized) else None
-    return JSONResponse(body, status_code=exc.status, headers=headers)
+    return error_response(exc)
 
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -6,7 +6,10 @@ key that is malformed, unknown, wrong, revoked or expired is answered 401 at onc
 taken only from the header, never from the URL, and no message or log line holds one.
 
 Checked keys are remembered for `ApiSettings.key_cache_s` seconds, so a request does not pay
-a database round trip, and a revoked key stops working within that time.
+a database round trip, and a revoked key stops working within that time. Checking a key
+that is not remembered costs a round trip and a hash: once a client address has had
+`refused_key_limit_burst` keys refused (refilled at `refused_key_limit_per_s`), its
+requests are answered 429 unless their key is remembered as valid.
 """
 
 from __future__ import annotations
@@ -14,19 +17,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from starlette.datastructures import Headers, QueryParams
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import principal
-from api.errors import ApiError, BadRequest, TooSlow, Unauthorized
+from api.errors import ApiError, BadRequest, TooSlow, Unauthorized, error_response
 from api.keys import key_id_of
 from api.principal import ANONYMOUS, SCOPE_KEY, Principal
+from api.ratelimit import Buckets, Limit, client_address, too_many
 from core.queries import query
 from core.secrets import verify_secret
 
@@ -49,41 +53,73 @@ class _Checked:
 
 
 class KeyChecker:
-    """Checks keys against the api_keys table, remembering each answer for `ttl` seconds."""
+    """Checks keys against the api_keys table, remembering each answer for `ttl` seconds
+    (the `max_cached` most recently used), and limiting the keys refused per client
+    address to `refusals`."""
 
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, refusals: Limit, max_cached: int = MAX_CACHED) -> None:
         self.ttl = ttl
-        self._cache: dict[bytes, _Checked] = {}
+        self.refusals = refusals
+        self.max_cached = max_cached
+        self._refused = Buckets()
+        self._cache: OrderedDict[bytes, _Checked] = OrderedDict()
 
-    async def principal(self, pool: Any, authorization: str | None) -> Principal:
-        """The principal of a request with this Authorization header value.
+    async def principal(self, pool: Any, authorization: str | None,
+                        address: str = "-") -> Principal:
+        """The principal of a request with this Authorization header value, sent from
+        `address`.
 
         Raises:
             Unauthorized: the header does not hold a valid key.
+            TooManyRequests: so many keys from `address` were refused lately that only
+                keys known to be valid are checked.
         """
         if authorization is None:
             return ANONYMOUS
+        try:
+            return await self._principal(pool, authorization, address)
+        except Unauthorized:
+            self._refused.take(address, self.refusals)
+            raise
+
+    async def _principal(self, pool: Any, authorization: str, address: str) -> Principal:
         scheme, _, text = authorization.strip().partition(" ")
         text = text.strip()
+        digest = hashlib.sha256(text.encode()).digest()
+        checked = self._remembered(digest)
+        if checked is None or checked.refusal is not None:
+            # Guessing keys costs a database round trip and a hash each: not without end.
+            wait = self._refused.wait(address)
+            if wait > 0:
+                raise too_many(wait, "too many refused API keys from this address")
         if scheme.lower() != "bearer" or not text:
             raise Unauthorized("the Authorization header must read 'Bearer <API key>'")
         key_id = key_id_of(text)
         if key_id is None:
-            raise self._refused(None, "the bearer token is not an API key of this service")
-        digest = hashlib.sha256(text.encode()).digest()
-        checked = self._cache.get(digest)
-        if checked is None or time.monotonic() - checked.at > self.ttl:
+            raise self._refusal(None, "the bearer token is not an API key of this service")
+        if checked is None:
             checked = await self._check(pool, key_id, text)
-            if len(self._cache) >= MAX_CACHED:
-                self._cache.clear()
-            self._cache[digest] = checked
+            self._remember(digest, checked)
         if checked.refusal is not None:
-            raise self._refused(key_id, checked.refusal)
+            raise self._refusal(key_id, checked.refusal)
         assert checked.principal is not None and checked.expires_at is not None
         if checked.expires_at <= datetime.now(UTC):
-            raise self._refused(key_id, f"API key {key_id} expired at "
+            raise self._refusal(key_id, f"API key {key_id} expired at "
                                         f"{checked.expires_at.isoformat()}")
         return checked.principal
+
+    def _remembered(self, digest: bytes) -> _Checked | None:
+        checked = self._cache.get(digest)
+        if checked is None or time.monotonic() - checked.at > self.ttl:
+            return None
+        self._cache.move_to_end(digest)
+        return checked
+
+    def _remember(self, digest: bytes, checked: _Checked) -> None:
+        self._cache[digest] = checked
+        self._cache.move_to_end(digest)
+        while len(self._cache) > self.max_cached:
+            self._cache.popitem(last=False)  # the least recently used
 
     async def _check(self, pool: Any, key_id: str, text: str) -> _Checked:
         async with pool.acquire() as conn:
@@ -98,7 +134,7 @@ class KeyChecker:
         return _Checked(who, row["expires_at"], None, now)
 
     @staticmethod
-    def _refused(key_id: str | None, reason: str) -> Unauthorized:
+    def _refusal(key_id: str | None, reason: str) -> Unauthorized:
         log.info("API key refused: %s", reason,
                  extra={"action": "api_key_refused", "key_id": key_id})
         return Unauthorized(reason)
@@ -106,7 +142,8 @@ class KeyChecker:
 
 class Authentication:
     """ASGI middleware: resolves the principal of each HTTP request, sets
-    `api.principal.current` and `scope[SCOPE_KEY]`, and answers 401 for a bad key."""
+    `api.principal.current` and `scope[SCOPE_KEY]`, and answers 401 for a bad key (429
+    when its address had too many refused)."""
 
     def __init__(self, app: ASGIApp, checker: KeyChecker) -> None:
         self.app = app
@@ -124,8 +161,8 @@ class Authentication:
                                  "'Authorization: Bearer <key>', never in the URL")
             pool = scope["app"].state.store.pool
             try:
-                who = await self.checker.principal(pool,
-                                                   Headers(scope=scope).get("authorization"))
+                who = await self.checker.principal(
+                    pool, Headers(scope=scope).get("authorization"), client_address(scope))
             except asyncpg.QueryCanceledError:
                 raise TooSlow() from None
         except ApiError as exc:
@@ -137,11 +174,3 @@ class Authentication:
             await self.app(scope, receive, send)
         finally:
             principal.current.reset(token)
-
-
-def error_response(exc: ApiError) -> JSONResponse:
-    """An error answered by a middleware, in the API's error format."""
-    headers = {"WWW-Authenticate": 'Bearer realm="stadspuls"'} \
-        if isinstance(exc, Unauthorized) else None
-    return JSONResponse({"code": exc.code, "message": str(exc)}, status_code=exc.status,
-                        headers=headers)

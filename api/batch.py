@@ -39,6 +39,7 @@ from api.operations import (
     execute,
     media_type,
 )
+from api.usage import sub_requests
 from api.writer import Writer
 from core.notify import VERSION, Change
 
@@ -157,7 +158,7 @@ async def _read(run: Run, part: Part) -> dict[str, Any]:
     # As the batch's own client, so that its rate limit is the one that applies.
     client_address = run.request.client
     transport = httpx.ASGITransport(
-        app=run.request.app,
+        app=sub_requests(run.request.app),
         client=(client_address.host, client_address.port) if client_address else ("-", 0))
     authorization = run.request.headers.get("authorization")
     headers = {"Authorization": authorization} if authorization else {}

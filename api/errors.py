@@ -16,6 +16,10 @@ ApiError
 
 from __future__ import annotations
 
+from typing import Any
+
+from starlette.responses import JSONResponse
+
 
 class ApiError(Exception):
     """The request could not be answered."""
@@ -107,3 +111,17 @@ class TooSlow(ApiError):
 
     status = 503
     code = "too_slow"
+
+
+def error_response(exc: ApiError) -> JSONResponse:
+    """An error as the API answers it: its JSON body, and the headers its status calls for
+    (how to authenticate with a 401, how long to wait with a 429)."""
+    body: dict[str, Any] = {"code": exc.code, "message": str(exc)}
+    if exc.position is not None:
+        body["position"] = exc.position
+    headers = {}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = 'Bearer realm="stadspuls"'
+    if isinstance(exc, TooManyRequests):
+        headers["Retry-After"] = str(exc.retry_after)
+    return JSONResponse(body, status_code=exc.status, headers=headers)

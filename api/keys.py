@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +35,7 @@ class NewKey:
     """A key just made: its text (shown once) and what it is for."""
 
     key_id: str
-    text: str
+    text: str = field(repr=False)  # kept out of logs and tracebacks
     agency: str
     role: str
     label: str

@@ -10,6 +10,7 @@ read fails, such changes are not published at all rather than published everywhe
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -38,6 +39,8 @@ class ConfiningNotifier(MqttNotifier):
         super().__init__(publisher, prefix, published)
         self.database_url = database_url
         self._pool: Any = None
+        # Writes notify concurrently: the first ones must not each make a pool.
+        self._pool_lock = asyncio.Lock()
 
     async def notify(self, changes: Sequence[Change]) -> None:
         if not any(c.entity_set in GUARDED for c in changes):
@@ -79,8 +82,10 @@ class ConfiningNotifier(MqttNotifier):
             await self._pool.close()
 
     async def _connected(self) -> Any:
-        if self._pool is None:
-            self._pool = await asyncpg.create_pool(self.database_url, min_size=0, max_size=2)
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(self.database_url, min_size=0,
+                                                       max_size=2)
         return self._pool
 
 

@@ -127,6 +127,35 @@ def _paths(entity: EntityType) -> dict[str, Any]:
     return paths
 
 
+_METHODS = ("get", "post", "patch", "put", "delete")
+BEARER = "bearer"
+# Paths whose POST need not carry a key: a $batch of GETs reads what a GET reads.
+_KEY_OPTIONAL_POSTS = ("/v1.1/$batch",)
+
+
+def _secure(doc: dict[str, Any]) -> None:
+    """The API key as the bearer security scheme: optional for reads (without one, open
+    data), required for writes and for /admin."""
+    doc["components"]["securitySchemes"] = {BEARER: {
+        "type": "http", "scheme": "bearer",
+        "description": "An API key of an agency, `sp_<key_id>_<secret>`, made with "
+                       "`stadspuls keys create`; never in the URL"}}
+    for path, item in doc["paths"].items():
+        for method in _METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            optional = ((method == "get" and not path.startswith("/admin"))
+                        or (method == "post" and path in _KEY_OPTIONAL_POSTS))
+            operation["security"] = [{}, {BEARER: []}] if optional else [{BEARER: []}]
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("401", _error("a key that is not valid, or none where one "
+                                               "is needed"))
+            if not optional:
+                responses.setdefault("403", _error("the key may not do this"))
+            responses.setdefault("429", _error("past the rate limit; see Retry-After"))
+
+
 def document(app: FastAPI) -> dict[str, Any]:
     """The whole description: the routes FastAPI knows, and every SensorThings path."""
     if app.openapi_schema is None:
@@ -140,5 +169,6 @@ def document(app: FastAPI) -> dict[str, Any]:
         for entity in ENTITY_SETS.values():
             schemas[entity.name] = _schema(entity)
             doc["paths"].update(_paths(entity))
+        _secure(doc)
         app.openapi_schema = doc
     return app.openapi_schema

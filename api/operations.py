@@ -37,6 +37,9 @@ from core.notify import VERSION, Change
 
 JSON = "application/json"
 JSON_PATCH = "application/json-patch+json"
+FORBIDDEN_BY_POLICY = ("the API key may not make this change: it touches an entity of "
+                       "another agency, or changes a catalogue entity, which only an "
+                       "admin's key does")
 
 
 @dataclass
@@ -155,30 +158,19 @@ async def _delete(writer: Writer, resource: Resource, path: str) -> Outcome:
     return Outcome(200, changes=await writer.finish())
 
 
-async def _address(writer: Writer, resource: Resource, path: str,
-                   changing: str | None = None) -> int:
-    """The id of the one entity `resource` addresses; 404 when there is none, 403 when it
-    is `changing` (an entity set) and the request's key may not change it."""
-    last = resource.steps[-1]
-    if not resource.single:
-        raise NotAllowed(f"/{path} is a collection; address one entity, as "
-                         f"{last.entity.set_name}(1)")
-    if changing is not None:
-        # Found as a read finds it: the lock below sees only what the key may change.
-        await permissions.check_change(writer.conn, principal.current.get(), changing,
-                                       await _find(writer, resource, path))
-    sql = Sql()
-    # Locked until the commit: a concurrent update waits instead of writing back what this
-    # one read, and a concurrent delete cannot remove it under us.
-    found = await writer.conn.fetchval(
-        f"SELECT e.id FROM {last.entity.table} e WHERE {scope(resource, sql)} LIMIT 1 "
-        "FOR NO KEY UPDATE", *sql.params)
-    if found is None:
-        raise NotFound(f"no {last.entity.name} at /{path}")
-    return int(found)
+async def _address(writer: Writer, resource: Resource, path: str, changing: str) -> int:
+    """The id of the one entity `resource` addresses, locked until the commit; 404 when
+    there is none, 403 when it is of `changing` (an entity set) and the request's key may
+    not change it."""
+    # Found as a read finds it: the lock below sees only what the key may change.
+    await permissions.check_change(writer.conn, principal.current.get(), changing,
+                                   await _find(writer, resource, path))
+    # Locked: a concurrent update waits instead of writing back what this one read, and a
+    # concurrent delete cannot remove it under us.
+    return await _find(writer, resource, path, lock=True)
 
 
-async def _find(writer: Writer, resource: Resource, path: str) -> int:
+async def _find(writer: Writer, resource: Resource, path: str, lock: bool = False) -> int:
     """The id of the one entity `resource` addresses, as a read sees it; 404 when none."""
     last = resource.steps[-1]
     if not resource.single:
@@ -186,8 +178,8 @@ async def _find(writer: Writer, resource: Resource, path: str) -> int:
                          f"{last.entity.set_name}(1)")
     sql = Sql()
     found = await writer.conn.fetchval(
-        f"SELECT e.id FROM {last.entity.table} e WHERE {scope(resource, sql)} LIMIT 1",
-        *sql.params)
+        f"SELECT e.id FROM {last.entity.table} e WHERE {scope(resource, sql)} LIMIT 1"
+        + (" FOR NO KEY UPDATE" if lock else ""), *sql.params)
     if found is None:
         raise NotFound(f"no {last.entity.name} at /{path}")
     return int(found)
@@ -229,10 +221,11 @@ async def database_errors() -> AsyncIterator[None]:
             raise Conflict("the Datastream has an Observation at this phenomenonTime "
                            f"already ({exc.detail})") from None
         raise Conflict(f"an entity like this exists already ({exc.detail})") from None
-    except asyncpg.InsufficientPrivilegeError as exc:
+    except asyncpg.InsufficientPrivilegeError:
         # Row-level security (migration 0008): a row of another agency, or a catalogue
         # entity changed without an admin's key.
-        raise Forbidden(f"the API key may not make this change: {exc}") from None
+        # Told in words of the API: the database's message names tables and policies.
+        raise Forbidden(FORBIDDEN_BY_POLICY) from None
     except asyncpg.ForeignKeyViolationError as exc:
         raise Conflict(f"a related entity was changed meanwhile ({exc.detail})") from None
     except (asyncpg.CheckViolationError, asyncpg.NotNullViolationError) as exc:

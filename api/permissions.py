@@ -2,7 +2,8 @@
 
 - without a key: nothing (401); a reader's key: nothing (403);
 - a writer's key: the Things, Datastreams, Observations and HistoricalLocations of its own
-  agency; new Things belong to its agency. Catalogue entities (Sensors, ObservedProperties,
+  agency, and which Locations those Things and HistoricalLocations have; new Things belong
+  to its agency. Catalogue entities (Sensors, ObservedProperties,
   Locations, FeaturesOfInterest) belong to no agency: writers may create them, only admins
   change or delete them;
 - an admin's key: everything.

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.auth import error_response
-from api.errors import TooManyRequests
+from api.errors import TooManyRequests, error_response
 from api.principal import ANONYMOUS, SCOPE_KEY, Principal
 from api.settings import ApiSettings
 
@@ -33,13 +32,25 @@ class Limit:
 class _Bucket:
     tokens: float
     at: float
+    limit: Limit
+
+    def refill(self, now: float) -> None:
+        self.tokens = min(float(self.limit.burst),
+                          self.tokens + (now - self.at) * self.limit.per_s)
+        self.at = now
+
+    def wait(self) -> float:
+        """0 when a token is there, else the seconds until there is."""
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.limit.per_s
 
 
 class Buckets:
     """Token buckets by name."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 max_buckets: int = MAX_BUCKETS) -> None:
         self.clock = clock
+        self.max_buckets = max_buckets
         self._buckets: dict[str, _Bucket] = {}
 
     def take(self, name: str, limit: Limit) -> float:
@@ -48,21 +59,36 @@ class Buckets:
         now = self.clock()
         bucket = self._buckets.get(name)
         if bucket is None:
-            if len(self._buckets) >= MAX_BUCKETS:
-                self._prune(now, limit)
-            bucket = self._buckets[name] = _Bucket(float(limit.burst), now)
-        bucket.tokens = min(float(limit.burst), bucket.tokens + (now - bucket.at) * limit.per_s)
-        bucket.at = now
-        if bucket.tokens >= 1:
+            if len(self._buckets) >= self.max_buckets:
+                self._prune(now)
+            bucket = self._buckets[name] = _Bucket(float(limit.burst), now, limit)
+        bucket.limit = limit
+        bucket.refill(now)
+        wait = bucket.wait()
+        if wait == 0:
             bucket.tokens -= 1
-            return 0.0
-        return (1 - bucket.tokens) / limit.per_s
+        return wait
 
-    def _prune(self, now: float, limit: Limit) -> None:
+    def wait(self, name: str) -> float:
+        """The seconds until bucket `name` holds a token (0: it does), taking none."""
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            return 0.0
+        bucket.refill(self.clock())
+        return bucket.wait()
+
+    def _prune(self, now: float) -> None:
+        # Each bucket by its own limit: buckets of keys and of addresses refill differently.
         full = [name for name, b in self._buckets.items()
-                if b.tokens + (now - b.at) * limit.per_s >= limit.burst]
+                if b.tokens + (now - b.at) * b.limit.per_s >= b.limit.burst]
         for name in full:
             del self._buckets[name]
+
+
+def too_many(wait: float, what: str) -> TooManyRequests:
+    """The answer to a request that finds its bucket empty for `wait` seconds."""
+    seconds = max(1, math.ceil(wait))
+    return TooManyRequests(seconds, f"{what}; retry in {seconds} s")
 
 
 class RateLimit:
@@ -83,13 +109,14 @@ class RateLimit:
         if who.key_id is not None:
             wait = self.buckets.take(f"key:{who.key_id}", self.keyed)
         else:
-            client = scope.get("client")
-            wait = self.buckets.take(f"addr:{client[0] if client else '-'}", self.anonymous)
+            wait = self.buckets.take(f"addr:{client_address(scope)}", self.anonymous)
         if wait > 0:
-            seconds = max(1, math.ceil(wait))
-            exc = TooManyRequests(seconds, f"rate limit reached; retry in {seconds} s")
-            response = error_response(exc)
-            response.headers["Retry-After"] = str(seconds)
-            await response(scope, receive, send)
+            await error_response(too_many(wait, "rate limit reached"))(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+def client_address(scope: Scope) -> str:
+    """The address the request came from ('-' when the server does not say)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "-"

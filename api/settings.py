@@ -47,6 +47,10 @@ class ApiSettings(BaseSettings):
     rate_limit_burst: int = 200
     anonymous_rate_limit_per_s: float = 10.0
     anonymous_rate_limit_burst: int = 100
+    # Keys refused per client address, before its requests with a key not known to be
+    # valid are answered 429 without a look at the database.
+    refused_key_limit_per_s: float = 0.2
+    refused_key_limit_burst: int = 20
 
     def mqtt_login(self) -> tuple[str, str] | None:
         """(username, password) for the broker, or None to connect anonymously."""

@@ -3,11 +3,11 @@
 `UsageMiddleware` is a pure ASGI middleware installed outermost, so it sees every request
 and every byte of every body, and reads after the response whose request it was: the
 principal the authentication middleware put in the scope (no principal: an anonymous
-reader, metered to the agency `public`). `metering` flushes the amounts to `usage_daily`
-every `usage_flush_s` seconds and once more at shutdown, together with the notifications
-the API published (their agencies looked up at the flush). docs/costs.md tells what each
-metric counts.
-"""
+reader, metered to the agency `public`). The GETs of a `$batch`, which the API answers by
+calling itself, are not metered on their own: the batch's response holds them. `metering`
+flushes the amounts to `usage_daily` every `usage_flush_s` seconds and once more at
+shutdown, together with the notifications the API published (their agencies looked up at
+the flush). docs/costs.md tells what each metric counts."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 Scope = dict[str, Any]
 Message = dict[str, Any]
 
+# In the scope of a request the API makes of itself (the GETs of a $batch): its bytes are
+# in the response of the request that made it, which is the one metered.
+SUB_REQUEST = "stadspuls.sub_request"
+
 # Whom the flush acts for: the platform, which sees every Datastream's owner through
 # row-level security (a restricted one's notifications are its agency's too).
 PLATFORM = Principal(key_id=None, agency_id=None, agency_code=usage.CITY, role="admin")
@@ -39,7 +43,7 @@ class UsageMiddleware:
         self.meter = meter
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get(SUB_REQUEST):
             await self.app(scope, receive, send)
             return
         served = 0
@@ -57,6 +61,16 @@ class UsageMiddleware:
             day = usage.today()
             self.meter.add(principal.agency_code, usage.API_REQUESTS, 1, day)
             self.meter.add(principal.agency_code, usage.API_BYTES, served, day)
+
+
+def sub_requests(app: Any) -> Any:
+    """`app` as the API calls it for a request of its own, which is not metered again."""
+
+    async def call(scope: Scope, receive: Any, send: Any) -> None:
+        scope[SUB_REQUEST] = True
+        await app(scope, receive, send)
+
+    return call
 
 
 async def flush(pool: Any, meter: usage.UsageMeter, published: usage.OwnerTally) -> None:

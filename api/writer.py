@@ -321,11 +321,13 @@ class Writer:
         return list(dict.fromkeys(ids))
 
     async def _check_exists(self, ref: Ref) -> None:
-        entity = ENTITY_SETS[ref.entity_set]
-        found = await self.conn.fetchval(
-            f"SELECT EXISTS (SELECT 1 FROM {entity.table} WHERE id = $1)", ref.id)
-        if not found:
-            raise BadRequest(f"{ref.where}: there is no {entity.name} with @iot.id {ref.id}")
+        if not await self._exists(ref.entity_set, ref.id):
+            raise BadRequest(f"{ref.where}: there is no {ENTITY_SETS[ref.entity_set].name} "
+                             f"with @iot.id {ref.id}")
+
+    async def _exists(self, entity_set: str, entity_id: int) -> bool:
+        """Whether the entity exists, as the request's principal sees it."""
+        return bool(await self.conn.fetchval(_sql("entity_exists"), entity_set, entity_id))
 
     async def _children(self, d: Draft, parent: int, name: str) -> None:
         """Members of a collection that point at `parent`: inline ones created under it,
@@ -354,11 +356,10 @@ class Writer:
     async def _refuse_foreign(self, entity_set: str, entity_id: int, where: str) -> None:
         """Forbidden when the entity a link could not move exists: row-level security kept
         it, as it belongs to another agency."""
-        entity = ENTITY_SETS[entity_set]
-        if await self.conn.fetchval(
-                f"SELECT EXISTS (SELECT 1 FROM {entity.table} WHERE id = $1)", entity_id):
-            raise Forbidden(f"{where}.{entity_set}: {entity.name} {entity_id} belongs to "
-                            "another agency; the API key may not move it")
+        if await self._exists(entity_set, entity_id):
+            raise Forbidden(f"{where}.{entity_set}: {ENTITY_SETS[entity_set].name} "
+                            f"{entity_id} belongs to another agency; the API key may not "
+                            "move it")
 
     async def _set_thing_locations(self, thing: int, locations: list[int]) -> None:
         """Make `locations` the Thing's current ones, recorded as a HistoricalLocation,
@@ -372,6 +373,7 @@ class Writer:
             await self.conn.execute(_sql("clear_thing_locations"), thing)
             return
         history = await self.conn.fetchval(_sql("set_thing_locations"), thing, locations)
+        await self.conn.execute(_sql("add_historical_location_locations"), history, locations)
         self._touch("HistoricalLocations", history, None)
 
     async def _locate_things(self, location: int, things: list[int]) -> None:

@@ -5,7 +5,8 @@ Service secrets are made once into `<state>/secrets/<account>.secret` (mode 0600
 reused at every start; their hashes use a salt derived from the secret, so the rendered
 password file stays the same from one process to the next. The fleet's secrets live in
 `<state>/secrets/fleet.json` (0600), as a device keeps its own in flash: reused while the
-file holds the secret of an active account, issued anew otherwise.
+file holds the secret of an active account, issued anew otherwise; never for an account an
+operator revoked, which stays revoked.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from devices.broker_access import (
     BrokerFiles,
     ServiceAccount,
 )
-from devices.credentials import create
+from devices.credentials import create, rotate
+from devices.errors import NoAccount
 from devices.fleet import Fleet
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class StackAccess:
         self.secrets_dir = state_dir / "secrets"
         self.fleet_file = self.secrets_dir / "fleet.json"
         self.target = BrokerFiles(broker_dir / "passwords", broker_dir / "acl",
+                                  broker_dir / "acl-certificates",
                                   broker_dir / "mosquitto.pid", broker_user)
 
     def service_secret_file(self, account: str) -> Path:
@@ -81,28 +84,46 @@ class StackAccess:
     def sync(self, database_url: str, every_s: float = SYNC_EVERY_S) -> AccessSync:
         return AccessSync(database_url, self.target, self.services(), every_s)
 
-    async def fleet_credentials(self, conn: Any, fleet: Fleet) -> dict[str, str]:
+    async def fleet_credentials(self, conn: Any, fleet: Fleet) -> dict[str, str | None]:
         """Secrets of the fleet's publishers: those in the fleet file that still open an
-        active account, and new ones (created or rotated) for the rest; written back."""
+        active account, and new ones (created or rotated) for the rest; written back.
+
+        An account an operator revoked stays revoked: its publisher gets no secret (None in
+        the file, so the simulator leaves it out) and a warning names it.
+        """
         try:
-            kept: dict[str, str] = json.loads(self.fleet_file.read_text())
+            kept: dict[str, str | None] = json.loads(self.fleet_file.read_text())
         except (FileNotFoundError, ValueError):
             kept = {}
         names = [name for name, _ in publishers(fleet)]
-        hashes = {r["username"]: r["secret_hash"] for r in await conn.fetch(
-            query("credentials", "active_secret_hashes"), names)}
-        secrets: dict[str, str] = {}
+        stored = {r["username"]: r for r in await conn.fetch(
+            query("credentials", "secret_hashes"), names)}
+        secrets: dict[str, str | None] = {}
         issued = 0
         async with conn.transaction():  # one change for the broker, not one per publisher
             for name in names:
                 secret = kept.get(name)
-                if (secret is None or name not in hashes
-                        or not verify_secret(secret, hashes[name])):
-                    secret = (await create(conn, name, rotate=True)).secret
+                account = stored.get(name)
+                if account is not None and account["revoked"]:
+                    secret = None
+                elif account is None:
+                    secret = (await create(conn, name)).secret
                     issued += 1
+                elif secret is None or not verify_secret(secret, account["secret_hash"]):
+                    try:
+                        secret = (await rotate(conn, name)).secret
+                        issued += 1
+                    except NoAccount:  # revoked meanwhile
+                        secret = None
                 secrets[name] = secret
         if issued or secrets != kept:
             write_private(self.fleet_file, json.dumps(secrets, indent=1) + "\n")
+        revoked = [name for name, secret in secrets.items() if secret is None]
+        if revoked:
+            log.warning("fleet publishers with revoked broker credentials stay revoked and "
+                        "are not simulated: %s (`stadspuls devices credentials <id>` issues "
+                        "new ones)", ", ".join(revoked),
+                        extra={"action": "fleet_credentials_revoked"})
         log.info("fleet credentials: %d publishers, %d issued now", len(names), issued,
                  extra={"action": "fleet_credentials"})
         return secrets

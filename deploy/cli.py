@@ -209,6 +209,10 @@ def _print_banner(settings: StackSettings, seconds: float) -> None:
         f"  api        http://127.0.0.1:{settings.api_port}/v1.1 (SensorThings; docs at /docs)\n"
         f"  logs       {state / 'logs'}\n"
         f"  devices    stadspuls devices list\n"
+        f"  keys       stadspuls keys create --agency miljoforvaltningen --role reader "
+        "--label 'my analysis'\n"
+        "             (open data needs no key; restricted data and writes do; "
+        "see stadspuls agencies)\n"
         "Press Ctrl-C to stop.\n"
     )
 

@@ -38,7 +38,8 @@ def add_device_commands(group: click.Group,
     cert_option = click.option(
         "--cert", "cert_dir", type=click.Path(path_type=Path, file_okay=False),
         help="Also write a client certificate of the stack's CA to DIR/<id>.crt and "
-             "DIR/<id>.key, for the mutual-TLS listener.")
+             "DIR/<id>.key, for the mutual-TLS listener; it replaces every earlier one. "
+             "Without it the account has no certificate.")
 
     @group.command("credentials")
     @common
@@ -47,26 +48,29 @@ def add_device_commands(group: click.Group,
                             database_url: str | None, as_json: bool,
                             cert_dir: Path | None) -> None:
         """Give a device or gateway broker credentials (username: its id)."""
-        issued = _run(settings, database_url, lambda c: credentials.create(c, publisher_id))
-        _print_secret(issued, "created", _certificate(settings, publisher_id, cert_dir),
-                      as_json)
+        authority = _authority(settings, cert_dir)
+        issued = _run(settings, database_url, lambda c: credentials.create(
+            c, publisher_id, certificate=authority is not None))
+        _print_secret(issued, "created", _certificate(authority, issued, cert_dir), as_json)
 
     @group.command("rotate")
     @common
     @cert_option
     def devices_rotate(settings: StackSettings, publisher_id: str, database_url: str | None,
                        as_json: bool, cert_dir: Path | None) -> None:
-        """Give a device or gateway a new secret; the old one stops working."""
-        issued = _run(settings, database_url, lambda c: credentials.rotate(c, publisher_id))
-        _print_secret(issued, "rotated", _certificate(settings, publisher_id, cert_dir),
-                      as_json)
+        """Give a device or gateway a new secret; the old one, and every client certificate
+        issued before, stop working."""
+        authority = _authority(settings, cert_dir)
+        issued = _run(settings, database_url, lambda c: credentials.rotate(
+            c, publisher_id, certificate=authority is not None))
+        _print_secret(issued, "rotated", _certificate(authority, issued, cert_dir), as_json)
 
     @group.command("revoke")
     @common
     def devices_revoke(settings: StackSettings, publisher_id: str, database_url: str | None,
                        as_json: bool) -> None:
-        """Revoke a device's or gateway's credentials: the broker disconnects it within
-        seconds and refuses it from then on."""
+        """Revoke a device's or gateway's credentials and client certificate: the broker
+        disconnects it within seconds and refuses it from then on."""
         account = _run(settings, database_url, lambda c: credentials.revoke(c, publisher_id))
         if as_json:
             click.echo(json.dumps({"username": account.username, "kind": account.kind,
@@ -90,15 +94,23 @@ def _run(settings: StackSettings, database_url: str | None,
     return asyncio.run(run())
 
 
-def _certificate(settings: StackSettings, name: str,
-                 cert_dir: Path | None) -> tuple[Path, Path] | None:
+def _authority(settings: StackSettings, cert_dir: Path | None) -> Authority | None:
+    """The stack's CA when a certificate is asked for; checked before anything changes."""
     if cert_dir is None:
         return None
     authority = Authority(settings.state_dir.resolve() / "tls")
     if not authority.exists():
         raise DeviceError(f"the stack in {settings.state_dir} has no CA yet; "
                           "`stadspuls up` makes one")
-    return issue_client_certificate(authority, name, cert_dir)
+    return authority
+
+
+def _certificate(authority: Authority | None, issued: credentials.Credentials,
+                 cert_dir: Path | None) -> tuple[Path, Path] | None:
+    identity = issued.account.cert_identity
+    if authority is None or cert_dir is None or identity is None:
+        return None
+    return issue_client_certificate(authority, issued.username, identity, cert_dir)
 
 
 def _print_secret(issued: credentials.Credentials, done: str,
@@ -107,7 +119,8 @@ def _print_secret(issued: credentials.Credentials, done: str,
         out: dict[str, Any] = {"username": issued.username, "kind": issued.account.kind,
                                "password": issued.secret}
         if certificate:
-            out |= {"certificate": str(certificate[0]), "key": str(certificate[1])}
+            out |= {"certificate": str(certificate[0]), "key": str(certificate[1]),
+                    "common_name": issued.account.cert_identity}
         click.echo(json.dumps(out))
         click.echo(WARNING, err=True)
         return
@@ -115,5 +128,6 @@ def _print_secret(issued: credentials.Credentials, done: str,
                f"  username  {issued.username}\n"
                f"  password  {issued.secret}")
     if certificate:
-        click.echo(f"  certificate  {certificate[0]}\n  key          {certificate[1]}")
+        click.echo(f"  certificate  {certificate[0]}\n  key          {certificate[1]}\n"
+                   f"  common name  {issued.account.cert_identity}")
     click.echo(WARNING, err=True)

@@ -8,7 +8,9 @@ would otherwise throttle or drop a persistent session's backlog.
 With authentication on, anonymous clients are refused; the password and ACL files are
 rendered from the database (devices/broker_access.py), and two more loopback listeners
 speak TLS with the stack's own CA (deploy/tls.py): one for username and password, one that
-requires a client certificate of that CA and takes the username from its common name.
+requires a client certificate of that CA and takes the username from its common name. That
+one reads an ACL file of its own, which grants only the certificate identities of active
+accounts (a password account's name has no grants there).
 """
 
 from __future__ import annotations
@@ -32,24 +34,30 @@ class BrokerAuth:
 
     password_file: Path
     acl_file: Path
+    certificate_acl_file: Path
     tls_port: int
     mtls_port: int
     authority: Authority
 
     def render(self) -> list[str]:
+        """The access lines of the plain listener, then the two TLS listeners."""
+        password = ["allow_anonymous false", f"password_file {self.password_file}",
+                    f"acl_file {self.acl_file}"]
         tls = [f"cafile {self.authority.ca_cert}", f"certfile {self.authority.server_cert}",
                f"keyfile {self.authority.server_key}", "tls_version tlsv1.2"]
         return [
-            "allow_anonymous false",
-            f"password_file {self.password_file}",
-            f"acl_file {self.acl_file}",
+            *password,
             "",
             "# TLS, with username and password.",
             f"listener {self.tls_port} 127.0.0.1",
+            *password,
             *tls,
             "",
-            "# Mutual TLS: a client certificate of the stack's CA names the account.",
+            "# Mutual TLS: a client certificate of the stack's CA names the account. Its ACL",
+            "# file holds the current certificates' names only: no password account's grants.",
             f"listener {self.mtls_port} 127.0.0.1",
+            "allow_anonymous false",
+            f"acl_file {self.certificate_acl_file}",
             *tls,
             "require_certificate true",
             "use_identity_as_username true",
@@ -74,7 +82,8 @@ class BrokerConfig:
         access = self.auth.render() if self.auth else ["allow_anonymous true"]
         lines = [
             "# Written by stadspuls at each start; changes here are overwritten.",
-            "per_listener_settings false",
+            "# Each listener names who may connect to it and its ACL file.",
+            "per_listener_settings true",
             f"listener {self.port} 127.0.0.1",
             *access,
             "",

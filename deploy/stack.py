@@ -66,6 +66,7 @@ class LocalStack:
         self.access = StackAccess(self.state_dir, broker_dir, self.run_as)
         auth = BrokerAuth(
             self.access.target.password_file, self.access.target.acl_file,
+            self.access.target.certificate_acl_file,
             settings.mqtt_tls_port, settings.mqtt_mtls_port, Authority(self.state_dir / "tls"),
         ) if settings.mqtt_auth else None
         self.broker = MosquittoBroker(broker_dir, settings.mqtt_port, logs / "mosquitto.log",

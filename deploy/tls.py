@@ -1,10 +1,11 @@
 """The stack's own certificate authority: a CA and the broker's server certificate, made
 once into `<state>/tls`, and client certificates for devices signed by that CA.
 
-A device that holds a client certificate of this CA whose common name is its device or
-gateway id may connect to the mutual-TLS listener with no password: the broker takes the
-name from the certificate (`use_identity_as_username`) and applies that account's ACL,
-which exists only while the account is active.
+A device that holds a client certificate of this CA may connect to the mutual-TLS listener
+with no password: the broker takes the username from the certificate's common name
+(`use_identity_as_username`). That name is the certificate identity its account was given
+at issue, "<id>.<suffix>" (devices/credentials.py); the ACL grants only the account's
+current one, so a certificate issued before the last rotation or revocation gets nothing.
 """
 
 from __future__ import annotations
@@ -87,8 +88,15 @@ def ensure_authority(directory: Path, broker_user: str | None = None) -> Authori
     return authority
 
 
-def issue_client_certificate(authority: Authority, name: str, out_dir: Path) -> tuple[Path, Path]:
+def issue_client_certificate(authority: Authority, name: str, identity: str,
+                             out_dir: Path) -> tuple[Path, Path]:
     """A client certificate for device or gateway `name`, signed by the stack's CA.
+
+    Args:
+        authority: the stack's CA.
+        name: the device or gateway id; it names the files.
+        identity: the certificate's common name, the account's `cert_identity`.
+        out_dir: where the files go.
 
     Returns:
         The paths of `<name>.crt` and `<name>.key` (mode 0600) in `out_dir`.
@@ -98,7 +106,7 @@ def issue_client_certificate(authority: Authority, name: str, out_dir: Path) -> 
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
         raise ValueError("the stack's CA key is not an EC key")
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (_builder(_leaf_name(name), ca_cert.subject, key.public_key(), LEAF_DAYS)
+    cert = (_builder(_leaf_name(identity), ca_cert.subject, key.public_key(), LEAF_DAYS)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
                            critical=False)
             .sign(ca_key, hashes.SHA256()))

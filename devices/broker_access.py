@@ -5,15 +5,19 @@ device and gateway accounts (devices/credentials.py), API keys that are neither 
 expired, and restricted Datastreams; plus the service accounts of the stack itself. The
 rules (docs/mqtt.md):
 
-- a device writes only `devices/{id}/senml`, a gateway only `gateways/{id}/senml`;
+- a device writes only `devices/{id}/senml`, a gateway only `gateways/{id}/senml`; so
+  does the current client certificate of its account, whose common name
+  ("<id>.<suffix>") is the username on the mutual-TLS listener. That listener reads an ACL
+  file of its own holding only current certificate identities, so an earlier certificate,
+  or one naming any other account, may do nothing there;
 - an API key reads `v1.1/#` except the topics of another agency's restricted Datastreams
   (`topic deny` wins over a grant in Mosquitto); a writer key may also publish Observations
   on `v1.1/Datastreams({id})/Observations` of its agency's Datastreams; an admin key reads
   and writes `v1.1/#`;
 - a service account gets the lines it is given.
 
-`AccessSync` renders both files, writes them atomically when they changed and sends the
-broker SIGHUP, which makes it reload them and disconnect clients whose credentials went.
+`AccessSync` renders the three files, writes them atomically when they changed and sends
+the broker SIGHUP, which makes it reload them and disconnect clients whose credentials went.
 It renders on every NOTIFY of `broker_access_changed` and every `every_s` seconds, so keys
 that expire drop out without anything in the database changing.
 """
@@ -36,6 +40,7 @@ from devices.errors import BrokerAccessError
 
 log = logging.getLogger(__name__)
 
+HEADER = "# Written by stadspuls from its database; changes here are overwritten.\n"
 CHANNEL = "broker_access_changed"
 SYNC_EVERY_S = 30.0
 
@@ -55,10 +60,12 @@ class ServiceAccount:
 
 @dataclass(frozen=True)
 class AccessFiles:
-    """The text of the password file and of the ACL file."""
+    """The text of the password file, of its ACL file, and of the mutual-TLS listener's ACL
+    file (certificate identities only)."""
 
     passwords: str
     acl: str
+    certificate_acl: str
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,8 @@ class BrokerFiles:
     """Where the broker reads its access files, whose they are, and how to reach it."""
 
     password_file: Path
-    acl_file: Path
+    acl_file: Path  # of the listeners that take a password
+    certificate_acl_file: Path  # of the mutual-TLS listener
     pid_file: Path
     owner: str | None = None  # the broker's user, when it is not ours
 
@@ -102,9 +110,11 @@ def publisher_acl(kind: str, username: str) -> list[str]:
 
 
 async def render(conn: Any, services: Iterable[ServiceAccount]) -> AccessFiles:
-    """Both files from the database's current state and the stack's service accounts.
+    """The files from the database's current state and the stack's service accounts.
 
     A name is given once: a service account wins over a device or key of the same name.
+    Certificate identities go to an ACL file of their own, which only the mutual-TLS
+    listener reads, and never to the password file.
     """
     accounts = await conn.fetch(query("credentials", "active_accounts"))
     keys = await conn.fetch(query("credentials", "active_keys"))
@@ -116,19 +126,25 @@ async def render(conn: Any, services: Iterable[ServiceAccount]) -> AccessFiles:
         for r in await conn.fetch(query("credentials", "agency_datastreams"), writer_agencies):
             own.setdefault(r["agency_id"], []).append(r["id"])
     entries: dict[str, tuple[str, list[str]]] = {}
+    certificates: dict[str, list[str]] = {}
     for service in services:
         entries[service.username] = (service.secret_hash, list(service.acl))
     for a in accounts:
-        entries.setdefault(a["username"], (a["secret_hash"],
-                                           publisher_acl(a["kind"], a["username"])))
+        grants = publisher_acl(a["kind"], a["username"])
+        entries.setdefault(a["username"], (a["secret_hash"], grants))
+        if a["cert_identity"] is not None:
+            certificates[a["cert_identity"]] = grants
     for k in keys:
         entries.setdefault(k["key_id"], (k["secret_hash"], key_acl(
             k["role"], k["agency_id"], restricted, own.get(k["agency_id"], []))))
-    header = "# Written by stadspuls from its database; changes here are overwritten.\n"
-    passwords = header + "".join(f"{name}:{hashed}\n" for name, (hashed, _) in entries.items())
-    acl = header + "".join(f"\nuser {name}\n" + "".join(f"{line}\n" for line in lines)
-                           for name, (_, lines) in entries.items())
-    return AccessFiles(passwords, acl)
+    passwords = HEADER + "".join(f"{name}:{hashed}\n" for name, (hashed, _) in entries.items())
+    return AccessFiles(passwords, _acl({name: lines for name, (_, lines) in entries.items()}),
+                       _acl(certificates))
+
+
+def _acl(grants: dict[str, list[str]]) -> str:
+    return HEADER + "".join(f"\nuser {name}\n" + "".join(f"{line}\n" for line in lines)
+                            for name, lines in grants.items())
 
 
 def write_atomically(path: Path, text: str, owner: str | None) -> bool:
@@ -155,11 +171,13 @@ def write_atomically(path: Path, text: str, owner: str | None) -> bool:
 
 
 def write(files: AccessFiles, target: BrokerFiles) -> bool:
-    """Write both files where the broker reads them; whether either changed."""
+    """Write the files where the broker reads them; whether any changed."""
     try:
         target.password_file.parent.mkdir(parents=True, exist_ok=True)
         changed = write_atomically(target.password_file, files.passwords, target.owner)
-        return write_atomically(target.acl_file, files.acl, target.owner) or changed
+        changed = write_atomically(target.acl_file, files.acl, target.owner) or changed
+        return write_atomically(target.certificate_acl_file, files.certificate_acl,
+                                target.owner) or changed
     except OSError as exc:
         raise BrokerAccessError(f"cannot write the broker's access files: {exc}") from exc
 

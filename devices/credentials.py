@@ -5,20 +5,30 @@ returned once to the caller, who hands it to the device (which keeps it in flash
 secret's hash is stored (core/secrets.py), in `mqtt_accounts`; the broker's password file
 is rendered from that table (devices/broker_access.py), and the table's trigger tells the
 process that keeps the file to render it again.
+
+A client certificate for the mutual-TLS listener names an identity of its own,
+"<id>.<suffix>", made new at each issue; the account keeps only the current one, and the
+broker's ACL grants only it. Rotating or revoking thus cuts off every earlier certificate.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+import string
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from core.queries import query
 from core.secrets import hash_secret, new_secret
-from devices.errors import AccountExists, NoAccount, UnknownPublisher
+from devices.errors import AccountExists, CertificateNameTooLong, NoAccount, UnknownPublisher
 
 log = logging.getLogger(__name__)
+
+SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+SUFFIX_LENGTH = 10
+MAX_CERT_USERNAME = 64 - 1 - SUFFIX_LENGTH  # a common name has at most 64 characters
 
 
 @dataclass(frozen=True)
@@ -30,6 +40,7 @@ class Account:
     created_at: datetime
     rotated_at: datetime | None
     revoked_at: datetime | None
+    cert_identity: str | None = None  # common name of its current client certificate
 
     @property
     def active(self) -> bool:
@@ -71,54 +82,67 @@ async def account(conn: Any, username: str) -> Account | None:
     return Account(**dict(row)) if row else None
 
 
-async def create(conn: Any, username: str, *, rotate: bool = False) -> Credentials:
-    """New broker credentials for the device or gateway `username`.
+async def create(conn: Any, username: str, *, certificate: bool = False) -> Credentials:
+    """New broker credentials for a device or gateway without active ones (a revoked
+    account becomes active again).
 
     Args:
         conn: an asyncpg connection.
         username: a device_id or gateway_id.
-        rotate: replace active credentials (the old secret stops working) rather than fail.
+        certificate: also give it a new certificate identity (`Account.cert_identity`), the
+            common name of the client certificate to issue; without it, none.
 
     Returns:
         The account and its new secret, which is kept nowhere else.
 
     Raises:
         UnknownPublisher: no such device or gateway.
-        AccountExists: it has active credentials and `rotate` is false.
+        AccountExists: it has active credentials.
+        CertificateNameTooLong: a certificate is asked for and the id leaves it no room.
     """
     async with conn.transaction():
         kind = await publisher_kind(conn, username)
-        current = await account(conn, username)
-        if current is not None and current.active and not rotate:
-            raise AccountExists(f"{username} has broker credentials already; "
-                                f"`stadspuls devices rotate {username}` replaces them")
         secret = new_secret()
-        row = await conn.fetchrow(query("credentials", "store_account"), username, kind,
-                                  hash_secret(secret))
-    stored = Account(**dict(row))
-    log.info("broker credentials %s for %s %s", "rotated" if current else "created", kind,
-             username, extra={"action": "credentials_issued"})
-    return Credentials(stored, secret)
+        row = await conn.fetchrow(query("credentials", "create_account"), username, kind,
+                                  hash_secret(secret), _identity(username, certificate))
+    if row is None:
+        raise AccountExists(f"{username} has broker credentials already; "
+                            f"`stadspuls devices rotate {username}` replaces them")
+    log.info("broker credentials created for %s %s", kind, username,
+             extra={"action": "credentials_issued"})
+    return Credentials(Account(**dict(row)), secret)
 
 
-async def rotate(conn: Any, username: str) -> Credentials:
-    """A new secret for a device or gateway with active credentials; the old one stops
-    working when the broker's files are next rendered (within seconds).
+async def rotate(conn: Any, username: str, *, certificate: bool = False) -> Credentials:
+    """A new secret for a device or gateway with active credentials; the old secret, and
+    every client certificate issued before, stop working when the broker's files are next
+    rendered (within seconds).
+
+    Args:
+        conn: an asyncpg connection.
+        username: a device_id or gateway_id.
+        certificate: give it a new certificate identity too; without it, none.
 
     Raises:
         UnknownPublisher: no such device or gateway.
-        NoAccount: it has no active credentials to rotate.
+        NoAccount: it has no active credentials to rotate (revoked ones stay revoked).
+        CertificateNameTooLong: a certificate is asked for and the id leaves it no room.
     """
-    await publisher_kind(conn, username)
-    current = await account(conn, username)
-    if current is None or not current.active:
+    kind = await publisher_kind(conn, username)
+    secret = new_secret()
+    row = await conn.fetchrow(query("credentials", "rotate_account"), username,
+                              hash_secret(secret), _identity(username, certificate))
+    if row is None:
         raise NoAccount(f"{username} has no active broker credentials; "
                         f"`stadspuls devices credentials {username}` creates them")
-    return await create(conn, username, rotate=True)
+    log.info("broker credentials rotated for %s %s", kind, username,
+             extra={"action": "credentials_issued"})
+    return Credentials(Account(**dict(row)), secret)
 
 
 async def revoke(conn: Any, username: str) -> Account:
-    """Revoke a device's or gateway's credentials: the broker disconnects it and refuses it.
+    """Revoke a device's or gateway's credentials, its certificate identity with them: the
+    broker disconnects and refuses its password login, and its certificates may do nothing.
 
     Raises:
         UnknownPublisher: no such device or gateway.
@@ -131,3 +155,15 @@ async def revoke(conn: Any, username: str) -> Account:
     log.info("broker credentials of %s revoked", username,
              extra={"action": "credentials_revoked"})
     return Account(**dict(row))
+
+
+def _identity(username: str, certificate: bool) -> str | None:
+    """A new certificate identity, "<username>.<10 random characters>", or None."""
+    if not certificate:
+        return None
+    if len(username) > MAX_CERT_USERNAME:
+        raise CertificateNameTooLong(
+            f"{username} is longer than {MAX_CERT_USERNAME} characters: a certificate's "
+            "common name holds at most 64")
+    suffix = "".join(secrets.choice(SUFFIX_ALPHABET) for _ in range(SUFFIX_LENGTH))
+    return f"{username}.{suffix}"

@@ -6,6 +6,7 @@ DeviceError
  ├── UnknownPublisher   no device or gateway of that id (credentials)
  ├── AccountExists      the publisher has active broker credentials already
  ├── NoAccount          the publisher has no active broker credentials
+ ├── CertificateNameTooLong  its id leaves no room for a certificate identity
  └── BrokerAccessError  the broker's access files could not be written or reloaded
 """
 
@@ -35,6 +36,10 @@ class AccountExists(DeviceError):
 
 class NoAccount(DeviceError):
     """The device or gateway has no active broker credentials."""
+
+
+class CertificateNameTooLong(DeviceError):
+    """The publisher's id is too long for the common name of a client certificate."""
 
 
 class BrokerAccessError(DeviceError):

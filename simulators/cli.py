@@ -108,16 +108,19 @@ def _publish(simulation: Simulation, settings: SimulatorSettings, period: Period
         by_topic = _connect(publishers, simulation, settings)
 
         def sink(message: Message) -> None:
-            by_topic[message.topic].publish(message.topic, message.payload)
+            publisher = by_topic[message.topic]
+            if publisher is not None:
+                publisher.publish(message.topic, message.payload)
 
         return run(simulation, period, sink, progress=progress, stop=stop)
 
 
 def _connect(publishers: ExitStack, simulation: Simulation,
-             settings: SimulatorSettings) -> dict[str, Publisher]:
+             settings: SimulatorSettings) -> dict[str, Publisher | None]:
     """The connection each link's topic is published on: one per gateway and per device
     that publishes for itself, logged in with its own secret; or one anonymous connection
-    for all without a credentials file."""
+    for all without a credentials file. None for a publisher whose credentials were revoked
+    (null in the file): nothing is published for it."""
     host, port, window = settings.mqtt_host, settings.mqtt_port, settings.publish_window
     if settings.credentials_file is None:
         try:
@@ -127,21 +130,31 @@ def _connect(publishers: ExitStack, simulation: Simulation,
                 f"{exc}; a broker with authentication on takes the fleet's credentials: "
                 "--credentials <state dir>/secrets/fleet.json (written by `stadspuls up`)"
             ) from None
-        return defaultdict(lambda: shared)
+        everyone: defaultdict[str, Publisher | None] = defaultdict(lambda: shared)
+        return everyone
     secrets = _secrets(settings.credentials_file)
-    by_topic = {}
+    by_topic: dict[str, Publisher | None] = {}
+    revoked = sorted({link.publisher_id for link in simulation.links
+                      if link.publisher_id in secrets and secrets[link.publisher_id] is None})
+    if revoked:
+        log.warning("not publishing for %s: broker credentials revoked", ", ".join(revoked),
+                    extra={"action": "publishers_revoked"})
     for link in simulation.links:
-        if link.publisher_id not in secrets:
+        secret = secrets.get(link.publisher_id)
+        if link.publisher_id in revoked:
+            by_topic[link.topic] = None
+            continue
+        if secret is None:
             raise SimulatorError(f"{settings.credentials_file} holds no secret for "
                                  f"{link.publisher_id}; `stadspuls up` writes it, or give "
                                  f"one with `stadspuls devices credentials {link.publisher_id}`")
-        login = (link.publisher_id, secrets[link.publisher_id])
+        login = (link.publisher_id, secret)
         by_topic[link.topic] = publishers.enter_context(Publisher(host, port, window,
                                                                   login=login))
     return by_topic
 
 
-def _secrets(path: Path) -> dict[str, str]:
+def _secrets(path: Path) -> dict[str, str | None]:
     try:
         found = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -149,7 +162,7 @@ def _secrets(path: Path) -> dict[str, str]:
                              f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
     if not isinstance(found, dict):
         raise SimulatorError(f"{path} is not a JSON object of publisher id -> secret")
-    return {str(k): str(v) for k, v in found.items()}
+    return {str(k): None if v is None else str(v) for k, v in found.items()}
 
 
 @contextmanager

@@ -51,10 +51,6 @@ UPDATE datastreams SET access = $2 WHERE id = ANY($1::bigint[]) RETURNING id;
 INSERT INTO audit_log (key_id, agency_id, channel, action, target, entities, status)
 VALUES ($1, $2, $3, $4, $5, $6, $7);
 
--- datastream_agency --
--- The agency that owns Datastream $1 (as the API's role sees it: null when hidden).
-SELECT agency_id FROM datastreams WHERE id = $1;
-
 -- owner_things --
 SELECT agency_id FROM things WHERE id = $1;
 

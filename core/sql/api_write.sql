@@ -16,21 +16,19 @@ DELETE FROM thing_locations WHERE thing_id = $1;
 
 -- set_thing_locations --
 -- Make Locations $2 the current ones of Thing $1 and record them as a HistoricalLocation
--- at the time of the transaction; returns the HistoricalLocation's id.
+-- at the time of the transaction; returns the HistoricalLocation's id. Its Locations are
+-- added by add_historical_location_locations, in a statement of their own: the policy on
+-- them (migration 0008) looks the new HistoricalLocation up, which a later part of this
+-- statement would not see.
 WITH dropped AS (
     DELETE FROM thing_locations WHERE thing_id = $1 AND location_id <> ALL($2::bigint[])
 ), added AS (
     INSERT INTO thing_locations (thing_id, location_id)
     SELECT $1, unnest($2::bigint[])
     ON CONFLICT DO NOTHING
-), history AS (
-    INSERT INTO historical_locations (thing_id, time) VALUES ($1, now())
-    RETURNING id
-), linked AS (
-    INSERT INTO historical_location_locations (historical_location_id, location_id)
-    SELECT history.id, unnest($2::bigint[]) FROM history
 )
-SELECT id FROM history;
+INSERT INTO historical_locations (thing_id, time) VALUES ($1, now())
+RETURNING id;
 
 -- insert_location --
 INSERT INTO locations (name, description, encoding_type, location, properties)
@@ -277,3 +275,16 @@ ORDER BY 1, 2;
 -- insert_rejected_message --
 -- An MQTT message that asked to create an Observation and could not.
 INSERT INTO rejected_messages (topic, payload, code, reason) VALUES ($1, $2, $3, $4);
+
+-- entity_exists --
+-- Whether entity $2 of the entity set $1 exists, as the request's principal sees it.
+SELECT CASE $1::text
+    WHEN 'Things' THEN EXISTS (SELECT 1 FROM things WHERE id = $2)
+    WHEN 'Locations' THEN EXISTS (SELECT 1 FROM locations WHERE id = $2)
+    WHEN 'HistoricalLocations' THEN EXISTS (SELECT 1 FROM historical_locations WHERE id = $2)
+    WHEN 'Sensors' THEN EXISTS (SELECT 1 FROM sensors WHERE id = $2)
+    WHEN 'ObservedProperties' THEN EXISTS (SELECT 1 FROM observed_properties WHERE id = $2)
+    WHEN 'Datastreams' THEN EXISTS (SELECT 1 FROM datastreams WHERE id = $2)
+    WHEN 'Observations' THEN EXISTS (SELECT 1 FROM observations WHERE id = $2)
+    WHEN 'FeaturesOfInterest' THEN EXISTS (SELECT 1 FROM features_of_interest WHERE id = $2)
+END;

@@ -148,6 +148,19 @@ async def test_the_api_meters_requests_and_the_bytes_it_served_per_agency_of_the
     }
 
 
+async def test_a_batch_of_gets_is_one_request_of_the_bytes_of_its_response(
+    fleet_db: Any, db_url: str
+) -> None:
+    env_key = bearer(await make_key(db_url, "reader", ENV))
+    async with api_client(db_url) as client:
+        response = await client.post("/v1.1/$batch", headers=env_key, json={"requests": [
+            {"id": "1", "method": "get", "url": "Things?$top=2"},
+            {"id": "2", "method": "get", "url": "Sensors?$top=1"}]})
+    assert [r["status"] for r in response.json()["responses"]] == [200, 200]
+    assert await usage_today(fleet_db) == {
+        (ENV, usage.API_REQUESTS): 1, (ENV, usage.API_BYTES): len(response.content)}
+
+
 async def test_api_notifications_are_metered_to_the_owner_of_the_datastream_or_thing(
     fleet_db: Any, db_url: str, mqtt_port: int, topic_prefix: str
 ) -> None:

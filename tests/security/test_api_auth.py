@@ -1,13 +1,16 @@
 """Claims: the API takes a key only as `Authorization: Bearer <key>`, refuses a malformed,
-unknown, wrong, expired or revoked one with 401, never shows or logs a key, and limits each
-key's (or address's) rate with 429 and Retry-After."""
+unknown, wrong, expired or revoked one with 401, never shows or logs a key, limits each
+key's (or address's) rate, and each address's refused keys, with 429 and Retry-After; its
+OpenAPI description says which operations take a key."""
 
 from __future__ import annotations
 
+import json
 import logging
 
 import httpx
 import pytest
+from openapi_spec_validator import validate
 
 from api.auth import KeyChecker
 from api.errors import Unauthorized
@@ -74,7 +77,7 @@ async def test_a_revoked_key_is_refused_once_the_cache_time_is_past(
 
 
 async def test_a_checked_key_is_remembered_for_the_cache_time(access: World) -> None:
-    checker = KeyChecker(ttl=3600)
+    checker = KeyChecker(ttl=3600, refusals=Limit(per_s=1, burst=100))
     pool = access.app.state.store.pool
     text = access.keys["env_writer"]
     who = await checker.principal(pool, f"Bearer {text}")
@@ -83,6 +86,47 @@ async def test_a_checked_key_is_remembered_for_the_cache_time(access: World) -> 
     checker.ttl = 0
     with pytest.raises(Unauthorized, match="revoked"):
         await checker.principal(pool, f"Bearer {text}")
+
+
+async def test_the_least_recently_used_key_is_forgotten_first(access: World) -> None:
+    checker = KeyChecker(ttl=3600, refusals=Limit(per_s=1, burst=100), max_cached=2)
+    pool = access.app.state.store.pool
+    first, second, third = (f"Bearer {access.keys[k]}"
+                            for k in ("env_reader", "env_writer", "traffic_reader"))
+    await checker.principal(pool, first)
+    await checker.principal(pool, second)
+    for text in (first, second):  # from now on, only a remembered key is accepted
+        await revoke_key(access.db, key_id(text.split()[1]))
+    await checker.principal(pool, first)  # used again: now the most recent
+    await checker.principal(pool, third)  # makes room by forgetting `second`
+    assert (await checker.principal(pool, first)).key_id == key_id(first.split()[1])
+    with pytest.raises(Unauthorized, match="revoked"):
+        await checker.principal(pool, second)
+
+
+async def test_a_flood_of_refused_keys_turns_into_429_while_a_known_key_is_served(
+    access_with: WorldFactory,
+) -> None:
+    async with access_with(refused_key_limit_burst=3, refused_key_limit_per_s=0.01,
+                           key_cache_s=3600) as w:
+        good = bearer(w.keys["env_reader"])
+        first = await status_and_body(w, good)
+        guesses = [await status_and_body(w, bearer(f"sp_kguess{n:06d}_{'s' * 43}"))
+                   for n in range(6)]
+        transport = httpx.ASGITransport(app=w.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://city") as client:
+            limited = await client.get("/v1.1/Things", headers=bearer(w.keys["env_writer"]))
+        again = await status_and_body(w, good)
+        transport = httpx.ASGITransport(app=w.app, client=("10.0.0.9", 4000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://city") as client:
+            elsewhere = await client.get("/v1.1/Things", headers=bearer(w.keys["env_writer"]))
+    assert first[0] == 200
+    assert [status for status, _ in guesses] == [401] * 3 + [429] * 3
+    assert "too many refused API keys" in guesses[-1][1]
+    # A key not checked before costs a look at the database: not from this address now.
+    assert limited.status_code == 429 and int(limited.headers["Retry-After"]) >= 1
+    assert again[0] == 200  # remembered as valid
+    assert elsewhere.status_code == 200  # another address is not limited
 
 
 async def test_keys_are_never_taken_from_the_url(access: World) -> None:
@@ -146,3 +190,36 @@ def test_a_bucket_refills_at_its_rate_up_to_its_burst() -> None:
     now[0] = 100.0  # never more than the burst
     assert [buckets.take("k", limit) for _ in range(4)][-1] > 0
     assert buckets.take("other", limit) == 0
+
+
+def test_each_bucket_is_pruned_by_its_own_limit() -> None:
+    now = [0.0]
+    buckets = Buckets(clock=lambda: now[0], max_buckets=2)
+    slow, fast = Limit(per_s=0.001, burst=2), Limit(per_s=100, burst=2)
+    assert [buckets.take("slow", slow) for _ in range(2)] == [0, 0]
+    buckets.take("fast", fast)
+    now[0] = 1.0  # the fast bucket is full again, the slow one still empty
+    buckets.take("new", fast)  # a third bucket: the full ones are dropped
+    assert buckets.take("slow", slow) > 0  # still remembered as spent
+
+
+async def test_the_openapi_description_asks_a_key_for_writes_and_takes_one_for_reads(
+    access: World,
+) -> None:
+    status, text = await status_and_body(access, {}, "/openapi.json")
+    doc = json.loads(text)
+    validate(doc)
+    assert status == 200
+    scheme = doc["components"]["securitySchemes"]["bearer"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    required, optional = [{"bearer": []}], [{}, {"bearer": []}]
+    paths = doc["paths"]
+    assert paths["/v1.1/Things"]["get"]["security"] == optional
+    assert paths["/v1.1/Things"]["post"]["security"] == required
+    assert {m: paths["/v1.1/Observations({id})"][m]["security"]
+            for m in ("get", "patch", "put", "delete")} == {
+        "get": optional, "patch": required, "put": required, "delete": required}
+    assert paths["/v1.1/CreateObservations"]["post"]["security"] == required
+    assert paths["/v1.1/$batch"]["post"]["security"] == optional  # its GETs need none
+    assert paths["/admin/usage"]["get"]["security"] == required
+    assert "403" in paths["/v1.1/Things"]["post"]["responses"]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from api.keys import DEFAULT_DAYS, KeyRefused, expiry, key_id_of, new_key_text
+from api.keys import DEFAULT_DAYS, KeyRefused, NewKey, expiry, key_id_of, new_key_text
 from core.database import connect
 from core.secrets import verify_secret
 from deploy.cli import cli
@@ -35,6 +35,13 @@ def test_a_new_key_reads_sp_key_id_secret_and_parses_back_to_its_key_id() -> Non
 ])
 def test_text_not_shaped_like_a_key_has_no_key_id(text: str) -> None:
     assert key_id_of(text) is None
+
+
+def test_a_new_keys_repr_does_not_show_its_text() -> None:
+    key_id, text = new_key_text()
+    key = NewKey(key_id, text, "city", "writer", "label", NOW)
+    assert key_id in repr(key) and text not in repr(key)
+    assert text.split("_", 2)[2] not in repr(key)
 
 
 def test_a_secret_holding_underscores_still_parses() -> None:

@@ -1,11 +1,15 @@
 """Claims about row-level security in the database: the API's connections run as the role
-it binds, and the policy on Observations costs one lookup per query, leaving the index and
-chunk exclusion to serve the common reads."""
+it binds, which holds grants on the tables the API uses and on no other; and the policy on
+Observations costs one lookup per query, leaving the index and chunk exclusion to serve the
+common reads."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import asyncpg
+import pytest
 
 from api import principal
 from api.principal import Principal
@@ -56,3 +60,39 @@ async def test_reads_of_a_datastream_keep_the_index_and_chunk_exclusion(access: 
                if "Scan" in line and " on _hyper_" in line}
     assert chunks >= 9 and 1 <= len(scanned) <= 3  # ten days of sixty, in weekly chunks
     assert daily.count("InitPlan") == 1 and "SubPlan" not in daily
+
+
+async def test_the_api_role_holds_only_the_grants_it_needs(access: World) -> None:
+    rows = await access.db.fetch(
+        "SELECT table_name, string_agg(privilege_type, ' ' ORDER BY privilege_type) AS p "
+        "FROM information_schema.role_table_grants "
+        "WHERE grantee = 'stadspuls_api' AND table_schema = 'public' GROUP BY table_name")
+    entities = ["datastreams", "features_of_interest", "historical_location_locations",
+                "historical_locations", "locations", "observations", "observed_properties",
+                "sensors", "thing_locations", "things"]
+    assert {r["table_name"]: r["p"] for r in rows} == {
+        **dict.fromkeys(entities, "DELETE INSERT SELECT UPDATE"),
+        "agencies": "SELECT", "api_keys": "SELECT",
+        "audit_log": "INSERT", "rejected_messages": "INSERT",
+        "usage_daily": "INSERT SELECT UPDATE",
+    }
+
+
+async def test_chunks_made_later_keep_the_grants_of_the_hypertable(access: World) -> None:
+    async with access.as_("env_writer") as writer:
+        made = await writer.post(f"/v1.1/Datastreams({access.ids['env_open']})/Observations",
+                                 json={"phenomenonTime": "2030-01-01T00:00:00Z", "result": 1})
+    assert made.status_code == 201, made.text
+    lacking = await access.db.fetch(
+        "SELECT c, p FROM show_chunks('observations') c, "
+        "unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p "
+        "WHERE NOT has_table_privilege('stadspuls_api', c, p)")
+    chunks = await access.db.fetchval("SELECT count(*) FROM show_chunks('observations')")
+    assert chunks >= 2 and lacking == []
+
+
+async def test_a_table_added_after_the_migrations_is_not_the_apis(access: World) -> None:
+    await access.db.execute("CREATE TABLE later_secrets (secret text)")
+    async with access.app.state.store.pool.acquire() as conn:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetch("SELECT * FROM later_secrets")

@@ -7,6 +7,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import asyncpg
+import pytest
+
+from api import principal
+from api.operations import FORBIDDEN_BY_POLICY
+from api.principal import Principal
 from tests.security.api_fixtures import World, access
 
 __all__ = ["access"]  # fixtures
@@ -30,6 +36,35 @@ async def audit_rows(world: World) -> list[dict[str, Any]]:
 
 def sensor_body() -> dict[str, Any]:
     return {"name": "Loop", "description": "d", "encodingType": "text/html", "metadata": "m"}
+
+
+def location_body(**links: Any) -> dict[str, Any]:
+    return {"name": "Elsewhere", "description": "d", "encodingType": "application/geo+json",
+            "location": {"type": "Point", "coordinates": [18.0, 59.3]}, **links}
+
+
+async def traffic_history(world: World) -> int:
+    """A HistoricalLocation of the traffic agency's Thing, at its one Location."""
+    history = await world.db.fetchval(
+        "INSERT INTO historical_locations (thing_id, time) "
+        "VALUES ($1, '2026-09-01T00:00:00Z') RETURNING id", world.ids["traffic_thing"])
+    await world.db.execute(
+        "INSERT INTO historical_location_locations (historical_location_id, location_id) "
+        "SELECT $1, location_id FROM thing_locations WHERE thing_id = $2",
+        history, world.ids["traffic_thing"])
+    return int(history)
+
+
+async def history_locations(world: World, history: int) -> int:
+    return int(await world.db.fetchval(
+        "SELECT count(*) FROM historical_location_locations WHERE historical_location_id = $1",
+        history))
+
+
+async def thing_locations(world: World, thing: str) -> list[str]:
+    return [r["name"] for r in await world.db.fetch(
+        "SELECT l.name FROM thing_locations tl JOIN locations l ON l.id = tl.location_id "
+        "WHERE tl.thing_id = $1 ORDER BY l.name", world.ids[thing])]
 
 
 async def test_a_write_without_a_key_is_401_and_stores_nothing(access: World) -> None:
@@ -159,6 +194,20 @@ async def test_an_admin_writes_everywhere(access: World) -> None:
     assert (made.status_code, renamed.status_code) == (201, 200)
 
 
+async def test_a_field_device_deleted_through_the_api_loses_its_broker_account(
+    access: World,
+) -> None:
+    thing = access.ids["traffic_thing"]
+    await access.db.execute("UPDATE things SET device_id = 'tc-deleted' WHERE id = $1", thing)
+    await access.db.execute("INSERT INTO mqtt_accounts (username, kind, secret_hash) "
+                            "VALUES ('tc-deleted', 'device', 'x')")
+    async with access.as_("traffic_writer") as writer:
+        deleted = await writer.delete(f"/v1.1/Things({thing})")
+    assert deleted.status_code == 200
+    assert await access.db.fetchval(
+        "SELECT revoked_at IS NOT NULL FROM mqtt_accounts WHERE username = 'tc-deleted'")
+
+
 async def test_batch_parts_and_create_observations_are_checked_one_by_one(
     access: World,
 ) -> None:
@@ -206,3 +255,70 @@ async def test_write_requests_leave_audit_rows_naming_key_and_agency(access: Wor
     assert len(rows[3]["entities"]["Observations"]) == 1
     assert rows[4]["entities"] == {}
     assert all(access.keys["env_writer"] not in str(r) for r in rows)
+
+
+async def test_a_writer_may_not_add_a_location_to_another_agencys_history(
+    access: World,
+) -> None:
+    history = await traffic_history(access)
+    link = {"HistoricalLocations": [{"@iot.id": history}]}
+    async with access.as_("env_writer") as writer:
+        answers = [
+            await writer.post("/v1.1/Locations", json=location_body(**link)),
+            await writer.post(f"/v1.1/Things({access.ids['env_thing']})/Locations",
+                              json=location_body(**link)),
+        ]
+    assert [a.status_code for a in answers] == [403, 403]
+    assert [a.json()["message"] for a in answers] == [FORBIDDEN_BY_POLICY] * 2
+    assert await history_locations(access, history) == 1
+    assert await access.db.fetchval("SELECT count(*) FROM locations") == 1  # rolled back
+    assert await thing_locations(access, "env_thing") == ["Odenplan"]
+
+
+async def test_a_writer_may_not_give_another_agencys_thing_a_location(access: World) -> None:
+    async with access.as_("env_writer") as writer:
+        answer = await writer.post("/v1.1/Locations", json=location_body(
+            Things=[{"@iot.id": access.ids["traffic_thing"]}]))
+    assert answer.status_code == 403
+    assert answer.json()["message"] == FORBIDDEN_BY_POLICY
+    assert await thing_locations(access, "traffic_thing") == ["Odenplan"]
+
+
+async def test_the_owner_and_an_admin_link_locations_to_a_things_history(
+    access: World,
+) -> None:
+    history = await traffic_history(access)
+    for who in ("traffic_writer", "admin"):
+        async with access.as_(who) as client:
+            made = await client.post("/v1.1/Locations", json=location_body(
+                name=who, HistoricalLocations=[{"@iot.id": history}],
+                Things=[{"@iot.id": access.ids["traffic_thing"]}]))
+        assert made.status_code == 201, made.text
+    assert await history_locations(access, history) == 3
+    assert await thing_locations(access, "traffic_thing") == ["admin"]
+
+
+@pytest.mark.parametrize("statement", [
+    "INSERT INTO thing_locations (thing_id, location_id) "
+    "SELECT $1, location_id FROM thing_locations LIMIT 1",
+    "INSERT INTO historical_location_locations (historical_location_id, location_id) "
+    "SELECT h.id, l.id FROM historical_locations h, locations l "
+    "WHERE h.thing_id = $1 AND l.name = 'Mine'",
+])
+async def test_the_database_refuses_a_writer_a_link_of_another_agencys_thing(
+    access: World, statement: str,
+) -> None:
+    await traffic_history(access)
+    await access.db.execute("INSERT INTO locations (name, location) "
+                            "VALUES ('Mine', ST_SetSRID(ST_MakePoint(18, 59), 4326))")
+    await access.db.execute("DELETE FROM thing_locations WHERE thing_id = $1",
+                            access.ids["traffic_thing"])
+    writer = Principal(key_id=None, agency_id=access.ids["env"], agency_code="env",
+                       role="writer")
+    token = principal.current.set(writer)
+    try:
+        async with access.app.state.store.pool.acquire() as conn:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(statement, access.ids["traffic_thing"])
+    finally:
+        principal.current.reset(token)

@@ -47,14 +47,27 @@ def test_access_files_are_replaced_whole_and_private(tmp_path: Path) -> None:
 
 
 def test_with_auth_the_broker_refuses_anonymous_clients_and_listens_for_tls_too() -> None:
-    auth = BrokerAuth(Path("/s/passwords"), Path("/s/acl"), 8883, 8884, Authority(Path("/s/tls")))
+    auth = BrokerAuth(Path("/s/passwords"), Path("/s/acl"), Path("/s/acl-certificates"),
+                      8883, 8884, Authority(Path("/s/tls")))
     text = BrokerConfig(port=1883, data_dir=Path("/d"), pid_file=Path("/p"), auth=auth).render()
     lines = text.splitlines()
-    assert "allow_anonymous false" in lines and "allow_anonymous true" not in lines
-    assert {"password_file /s/passwords", "acl_file /s/acl"} <= set(lines)
-    assert {"listener 8883 127.0.0.1", "listener 8884 127.0.0.1",
-            "require_certificate true", "use_identity_as_username true"} <= set(lines)
-    assert lines.index("require_certificate true") > lines.index("listener 8884 127.0.0.1")
+    assert "per_listener_settings true" in lines
+    plain, tls, mtls = (listener(lines, port) for port in (1883, 8883, 8884))
+    for access in (plain, tls):
+        assert {"allow_anonymous false", "password_file /s/passwords",
+                "acl_file /s/acl"} <= access
+    assert {"allow_anonymous false", "acl_file /s/acl-certificates",
+            "require_certificate true", "use_identity_as_username true"} <= mtls
+    assert not {line for line in mtls if line.startswith("password_file")}
+    assert "allow_anonymous true" not in lines
+
+
+def listener(lines: list[str], port: int) -> set[str]:
+    """The lines of one listener's section: up to the next listener or blank line."""
+    start = lines.index(f"listener {port} 127.0.0.1") + 1
+    end = next((i for i in range(start, len(lines))
+                if not lines[i] or lines[i].startswith("listener ")), len(lines))
+    return set(lines[start:end])
 
 
 def test_the_stack_makes_its_ca_once_and_signs_device_certificates_with_it(
@@ -63,13 +76,16 @@ def test_the_stack_makes_its_ca_once_and_signs_device_certificates_with_it(
     authority = ensure_authority(tmp_path / "tls")
     first = authority.ca_cert.read_bytes()
     assert ensure_authority(tmp_path / "tls").ca_cert.read_bytes() == first  # kept
-    cert_path, key_path = issue_client_certificate(authority, "aq-1", tmp_path / "out")
+    cert_path, key_path = issue_client_certificate(authority, "aq-1", "aq-1.x7k2m9q4w0",
+                                                   tmp_path / "out")
+    assert (cert_path.name, key_path.name) == ("aq-1.crt", "aq-1.key")
     ca = x509.load_pem_x509_certificate(first)
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     cert.verify_directly_issued_by(ca)
     server = x509.load_pem_x509_certificate(authority.server_cert.read_bytes())
     server.verify_directly_issued_by(ca)
-    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "aq-1"
+    common_name = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert common_name == "aq-1.x7k2m9q4w0"  # the account's certificate identity
     assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
     assert key_path.stat().st_mode & 0o777 == 0o600
     assert authority.ca_key.stat().st_mode & 0o777 == 0o600

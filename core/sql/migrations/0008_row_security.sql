@@ -11,28 +11,35 @@
 -- ObservedProperties, Locations, HistoricalLocations and FeaturesOfInterest are metadata,
 -- visible to all.
 -- Write: admins everything; writers the Things, Datastreams, Observations and
--- HistoricalLocations of their agency, and new catalogue entities (Sensors,
--- ObservedProperties, Locations, FeaturesOfInterest), which only admins change or delete.
+-- HistoricalLocations of their agency (and which Locations those Things and
+-- HistoricalLocations have), and new catalogue entities (Sensors, ObservedProperties,
+-- Locations, FeaturesOfInterest), which only admins change or delete.
 
--- Roles belong to the cluster, not the database: a cloned or second database finds it.
+-- Roles belong to the cluster, not the database: a cloned or second database finds it, and
+-- two databases migrated at once may both try to make it (the advisory lock of the
+-- migrations is per database), the second then finding it made.
 DO $$
 BEGIN
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'stadspuls_api') THEN
-        CREATE ROLE stadspuls_api NOLOGIN;
-    END IF;
+    CREATE ROLE stadspuls_api NOLOGIN;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+    NULL;
 END
 $$;
 
+-- Table by table, and only what the API uses: a table added later is not the API's until
+-- the migration that adds it grants it. Keys and agencies are made on the command line,
+-- the audit log only grows, broker accounts and schema_migrations are none of its business.
+-- A grant on the observations hypertable reaches its chunks, present and future.
 GRANT USAGE ON SCHEMA public TO stadspuls_api;
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO stadspuls_api;
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO stadspuls_api;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public
-    GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO stadspuls_api;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO stadspuls_api;
--- Keys are checked by the API, made and revoked on the command line; the audit log only grows.
-REVOKE ALL ON mqtt_accounts, schema_migrations FROM stadspuls_api;
-REVOKE INSERT, UPDATE, DELETE ON api_keys, agencies, gateways FROM stadspuls_api;
-REVOKE UPDATE, DELETE ON audit_log FROM stadspuls_api;
+GRANT SELECT, INSERT, UPDATE, DELETE
+    ON things, locations, thing_locations, historical_locations,
+       historical_location_locations, sensors, observed_properties, datastreams,
+       features_of_interest, observations
+    TO stadspuls_api;
+GRANT USAGE ON SEQUENCE observations_id_seq TO stadspuls_api;
+GRANT SELECT ON agencies, api_keys TO stadspuls_api;
+GRANT INSERT ON audit_log, rejected_messages TO stadspuls_api;
+GRANT SELECT, INSERT, UPDATE ON usage_daily TO stadspuls_api;
 
 CREATE FUNCTION stadspuls_agency() RETURNS bigint
 LANGUAGE sql STABLE AS $$
@@ -113,6 +120,38 @@ CREATE POLICY historical_locations_update ON historical_locations FOR UPDATE
     WITH CHECK (stadspuls_may_write_thing(thing_id));
 CREATE POLICY historical_locations_delete ON historical_locations FOR DELETE
     TO stadspuls_api USING (stadspuls_may_write_thing(thing_id));
+
+-- Which Locations a Thing has, and had: changed with the Thing (a HistoricalLocation's
+-- Thing), never through a Location of the catalogue.
+CREATE FUNCTION stadspuls_may_write_history(history bigint) RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, public AS $$
+    SELECT stadspuls_role() = 'admin' OR (stadspuls_role() = 'writer' AND EXISTS (
+        SELECT 1 FROM historical_locations h JOIN things t ON t.id = h.thing_id
+        WHERE h.id = history AND t.agency_id = stadspuls_agency()))
+$$;
+
+ALTER TABLE thing_locations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY thing_locations_read ON thing_locations FOR SELECT TO stadspuls_api
+    USING (true);
+CREATE POLICY thing_locations_insert ON thing_locations FOR INSERT TO stadspuls_api
+    WITH CHECK (stadspuls_may_write_thing(thing_id));
+CREATE POLICY thing_locations_update ON thing_locations FOR UPDATE TO stadspuls_api
+    USING (stadspuls_may_write_thing(thing_id))
+    WITH CHECK (stadspuls_may_write_thing(thing_id));
+CREATE POLICY thing_locations_delete ON thing_locations FOR DELETE TO stadspuls_api
+    USING (stadspuls_may_write_thing(thing_id));
+
+ALTER TABLE historical_location_locations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY historical_location_locations_read ON historical_location_locations
+    FOR SELECT TO stadspuls_api USING (true);
+CREATE POLICY historical_location_locations_insert ON historical_location_locations
+    FOR INSERT TO stadspuls_api
+    WITH CHECK (stadspuls_may_write_history(historical_location_id));
+CREATE POLICY historical_location_locations_update ON historical_location_locations
+    FOR UPDATE TO stadspuls_api USING (stadspuls_may_write_history(historical_location_id))
+    WITH CHECK (stadspuls_may_write_history(historical_location_id));
+CREATE POLICY historical_location_locations_delete ON historical_location_locations
+    FOR DELETE TO stadspuls_api USING (stadspuls_may_write_history(historical_location_id));
 
 -- The catalogue: anyone who writes may add to it; only admins change or remove.
 DO $$
