@@ -1,21 +1,24 @@
 """An app developer's live feed: every new Observation of one Datastream as it is stored,
-through the SensorThings MQTT extension. Run it against `stadspuls up`:
+through the SensorThings MQTT extension. Run it against `stadspuls up` with an API key in
+STADSPULS_KEY (`stadspuls keys create ...`; the broker admits no anonymous client):
 
-    .venv/bin/python docs/examples/live.py DATASTREAM_ID [COUNT] [MQTT_PORT]
+    STADSPULS_KEY=sp_... .venv/bin/python docs/examples/live.py DATASTREAM_ID [COUNT] [MQTT_PORT]
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 
 import aiomqtt
 
 
-async def main(datastream: int, count: int, port: int) -> None:
+async def main(key: str, datastream: int, count: int, port: int) -> None:
     topic = f"v1.1/Datastreams({datastream})/Observations"
-    async with aiomqtt.Client("127.0.0.1", port,
+    # The key logs in as its key id, the part between the first two underscores.
+    async with aiomqtt.Client("127.0.0.1", port, username=key.split("_")[1], password=key,
                               protocol=aiomqtt.ProtocolVersion.V5) as client:
         await client.subscribe(topic)
         print(f"subscribed to {topic}")
@@ -31,5 +34,5 @@ async def main(datastream: int, count: int, port: int) -> None:
 
 if __name__ == "__main__":
     args = [int(a) for a in sys.argv[1:]]
-    asyncio.run(main(args[0], args[1] if len(args) > 1 else 3,
+    asyncio.run(main(os.environ["STADSPULS_KEY"], args[0], args[1] if len(args) > 1 else 3,
                      args[2] if len(args) > 2 else 11883))
