@@ -61,6 +61,14 @@ class SecureStack:
                                   username=username, password=password, **options) as client:
             yield client
 
+    async def admits(self, username: str, password: str) -> bool:
+        """Whether the broker lets `username` log in with `password`."""
+        try:
+            async with self.client(username, password):
+                return True
+        except aiomqtt.MqttError:
+            return False
+
 
 async def _true(value: bool) -> bool:
     return value

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiomqtt import MqttError
 from click.testing import CliRunner
 
 from devices import credentials
@@ -20,14 +19,6 @@ from simulators.cli import simulate
 from tests.integration.conftest import eventually
 from tests.integration.test_simulator_publish import receive_until_quiet
 from tests.security.conftest import SecureStack
-
-
-async def accepted(secure: SecureStack, username: str, password: str) -> bool:
-    try:
-        async with secure.client(username, password):
-            return True
-    except MqttError:
-        return False
 
 
 async def test_a_restart_reuses_the_fleets_secrets_while_the_file_and_accounts_exist(
@@ -51,8 +42,8 @@ async def test_without_the_file_the_fleets_secrets_are_rotated(secure: SecureSta
     after = json.loads(fleet_file.read_text())
     assert set(after) == set(before)
     assert not set(after.values()) & set(before.values())
-    await eventually(lambda: accepted(secure, "gw-essingen", after["gw-essingen"]), within=10)
-    assert not await accepted(secure, "gw-essingen", before["gw-essingen"])
+    await eventually(lambda: secure.admits("gw-essingen", after["gw-essingen"]), within=10)
+    assert not await secure.admits("gw-essingen", before["gw-essingen"])
 
 
 async def test_a_restart_leaves_a_revoked_publisher_revoked_and_names_it(
@@ -68,7 +59,7 @@ async def test_a_restart_leaves_a_revoked_publisher_revoked_and_names_it(
     assert json.loads(fleet_file.read_text())["gw-norrmalm"] is None  # the simulator skips it
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert [w for w in warnings if "revoked" in w and "gw-norrmalm" in w]
-    assert not await accepted(secure, "gw-norrmalm", old)
+    assert not await secure.admits("gw-norrmalm", old)
 
 
 async def test_the_simulator_publishes_nothing_for_a_publisher_without_credentials(

@@ -9,7 +9,6 @@ import sys
 from typing import Any
 
 import pytest
-from aiomqtt import MqttError
 
 from tests.integration.conftest import eventually
 from tests.security.conftest import SecureStack
@@ -28,14 +27,6 @@ def every_secret(secure: SecureStack) -> list[str]:
             + list(secure.fleet_secrets.values()))
 
 
-async def accepted(secure: SecureStack, username: str, password: str) -> bool:
-    try:
-        async with secure.client(username, password):
-            return True
-    except MqttError:
-        return False
-
-
 async def test_credentials_from_the_command_line_work_until_revoked(secure: SecureStack) -> None:
     device = "tc-essingeleden-n"  # behind a gateway: no account of its own yet
     made = stadspuls(secure, "devices", "credentials", device, "--json")
@@ -43,14 +34,14 @@ async def test_credentials_from_the_command_line_work_until_revoked(secure: Secu
     issued = json.loads(made.stdout)
     assert issued["username"] == device
     assert "shown this once" in made.stderr
-    await eventually(lambda: accepted(secure, device, issued["password"]), within=10)
+    await eventually(lambda: secure.admits(device, issued["password"]), within=10)
 
     revoked = stadspuls(secure, "devices", "revoke", device)
     assert revoked.returncode == 0, revoked.stderr
     assert revoked.stdout.strip() == f"device {device}: broker credentials revoked"
 
     async def refused() -> bool:
-        return not await accepted(secure, device, issued["password"])
+        return not await secure.admits(device, issued["password"])
 
     await eventually(refused, within=10)
 
@@ -74,9 +65,9 @@ async def test_no_secret_appears_in_logs_or_in_a_services_arguments(
     secure: SecureStack, secure_db: Any
 ) -> None:
     # Some traffic the logs tell of: a refused login, a device, a gateway.
-    assert not await accepted(secure, "aq-hornsgatan-108", "wrong")
-    assert await accepted(secure, "aq-hornsgatan-108", secure.fleet_secrets["aq-hornsgatan-108"])
-    assert await accepted(secure, "gw-essingen", secure.fleet_secrets["gw-essingen"])
+    assert not await secure.admits("aq-hornsgatan-108", "wrong")
+    assert await secure.admits("aq-hornsgatan-108", secure.fleet_secrets["aq-hornsgatan-108"])
+    assert await secure.admits("gw-essingen", secure.fleet_secrets["gw-essingen"])
     logs = "".join(p.read_text(errors="replace")
                    for p in (secure.local.state_dir / "logs").glob("*.log"))
     assert "stadspuls-ingest" in logs  # the broker logged ingest's login
