@@ -24,12 +24,20 @@ def ensure_free(port: int, setting: str) -> None:
             raise
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port on 127.0.0.1 that nothing listens on right now, and that this process has not
+    handed out before: the kernel may offer a port it just gave again, and a stack asks for
+    several before it binds any of them."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
 
 
 def accepts(port: int, timeout: float = 0.5) -> bool:

@@ -5,7 +5,7 @@ import pytest
 
 from deploy.errors import PortBusy
 from deploy.mosquitto import BrokerConfig
-from deploy.ports import ensure_free
+from deploy.ports import ensure_free, free_port
 from deploy.system import _uri_from_deb822, _uri_from_one_line
 
 
@@ -41,6 +41,11 @@ def test_free_port_passes() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     ensure_free(port, "X")
+
+
+def test_free_ports_asked_for_one_after_another_are_all_different() -> None:
+    ports = [free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports)
 
 
 def test_debian_archive_is_read_from_deb822_sources_skipping_security() -> None:
