@@ -330,7 +330,8 @@ class Consumer:
             conn = await connect(self.settings.database_url, wait=2)
             self._writer = BatchWriter(conn, self.settings.write_method,
                                        returning=self.announcer is not None,
-                                       published=self.published)
+                                       published=self.published,
+                                       agency_of=lambda: self.registry.current.agency_of)
         return self._writer
 
     async def _meter_last_notifications(self) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.queries import query
@@ -43,11 +43,13 @@ class Target:
 @dataclass(frozen=True)
 class Registry:
     """Datastreams by resolved SenML name; devices with their gateway; the restricted
-    Datastreams, whose readings are announced on their own topics only."""
+    Datastreams, whose readings are announced on their own topics only; the agency code of
+    each Datastream, under which its readings are metered."""
 
     streams: dict[str, Target]
     gateway_of: dict[str, str | None]
     restricted: frozenset[int] = frozenset()
+    agency_of: dict[int, str] = field(default_factory=dict)
 
     @classmethod
     def empty(cls) -> Registry:
@@ -63,11 +65,12 @@ async def load(conn: Any) -> Registry:
         for r in rows
     }
     restricted = frozenset(r["id"] for r in rows if r["access"] == "restricted")
+    agency_of = {r["id"]: r["agency"] for r in rows}
     gateway_of = {
         r["device_id"]: r["gateway_id"]
         for r in await conn.fetch(query("ingest", "registry_devices"))
     }
-    return Registry(streams, gateway_of, restricted)
+    return Registry(streams, gateway_of, restricted, agency_of)
 
 
 class RegistryWatch:

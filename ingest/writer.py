@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,10 +29,6 @@ import asyncpg
 from core import usage
 from core.queries import query
 from ingest.mapping import Mapped, Reject, sender
-
-# How long the Datastreams' agencies are taken as read (a Datastream unknown to the map
-# reloads it at once).
-AGENCIES_TTL_S = 60.0
 
 # Errors that mean a row of the batch is unacceptable to the database, not that the
 # database is away.
@@ -61,19 +58,21 @@ class BatchWriter:
         method: "copy" or "unnest".
         returning: answer the rows newly stored (for notifications), not only their number.
         published: notifications published, metered with the next batch.
+        agency_of: the agency code of each Datastream (ingest's registry view); a
+            Datastream it does not name is metered to the platform, `city`.
     """
 
     def __init__(self, conn: Any, method: str = "copy", returning: bool = False,
-                 published: usage.OwnerTally | None = None) -> None:
+                 published: usage.OwnerTally | None = None,
+                 agency_of: Callable[[], Mapping[int, str]] = dict) -> None:
         if method not in ("unnest", "copy"):
             raise ValueError(f"unknown write method {method!r}")
         self.conn = conn
         self.method = method
         self.returning = returning
         self.published = published or usage.OwnerTally()
+        self.agency_of = agency_of
         self._staging_ready = False
-        self._agency_of: dict[int, str] = {}
-        self._agencies_read = -AGENCIES_TTL_S
 
     async def write(self, mapped: Mapped) -> Stored:
         """Commit the batch's rows and rejects; what was newly stored."""
@@ -157,8 +156,7 @@ class BatchWriter:
         """Usage of the batch, in its transaction: the readings newly stored and the
         notifications published, both per Datastream, under the Datastreams' agencies."""
         day = usage.today()
-        streams = [o[1] for o, _ in published if o[0] == "Datastreams"]
-        agency_of = await self._agencies([*new_per_stream, *streams])
+        agency_of = self.agency_of()
         for datastream, n in new_per_stream.items():
             meter.add(agency_of.get(datastream, usage.CITY), usage.READINGS_INGESTED, n, day)
         for (kind, id), n in published:
@@ -177,15 +175,6 @@ class BatchWriter:
         rows = await self.conn.fetch(query("usage", "stored_in_transaction"), m.datastreams,
                                      m.times)
         return Counter({row["datastream_id"]: row["n"] for row in rows})
-
-    async def _agencies(self, datastreams: list[int]) -> dict[int, str]:
-        """The agency code of each Datastream, read again when old or missing one."""
-        if (time.monotonic() - self._agencies_read > AGENCIES_TTL_S
-                or any(d not in self._agency_of for d in datastreams)):
-            self._agency_of = {r["id"]: r["agency"] for r in
-                               await self.conn.fetch(query("usage", "datastream_agencies"))}
-            self._agencies_read = time.monotonic()
-        return self._agency_of
 
     async def _observations(self, m: Mapped) -> Stored:
         if self.method == "unnest":

@@ -8,10 +8,6 @@ GROUP BY u.day, a.id, u.metric
 ON CONFLICT (day, agency_id, metric)
 DO UPDATE SET amount = usage_daily.amount + EXCLUDED.amount;
 
--- datastream_agencies --
--- The agency code of every Datastream, for metering what ingest stores and announces.
-SELECT ds.id, a.code AS agency FROM datastreams ds JOIN agencies a ON a.id = ds.agency_id;
-
 -- stored_in_transaction --
 -- Of a batch's readings (Datastream, seconds since the epoch), how many per Datastream the
 -- current transaction stored: the rows it wrote itself (their xmin), not those stored

@@ -29,6 +29,7 @@ from core.notify import Change
 from core.usage import UsageMeter, usage_between
 from deploy.usage_cli import usage as usage_command
 from ingest.mapping import Mapped
+from ingest.registry import load
 from ingest.settings import IngestSettings
 from ingest.writer import BatchWriter
 from tests.access import bearer, make_key
@@ -109,7 +110,8 @@ async def test_a_batch_with_readings_stored_before_meters_only_the_new_ones(
 ) -> None:
     env, traffic = await stream_of(fleet_db, ENV), await stream_of(fleet_db, TRAFFIC)
     t0 = datetime.now().timestamp() - 600
-    writer = BatchWriter(fleet_db, method)
+    registry = await load(fleet_db)
+    writer = BatchWriter(fleet_db, method, agency_of=lambda: registry.agency_of)
     first = Mapped()
     first.add(t0, env, number=1.0)
     await writer.write(first)
