@@ -27,7 +27,7 @@ from fastapi import FastAPI
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from api import audit, permissions, principal
+from api import audit, principal
 from api.bodies import parse_json
 from api.errors import ApiError, TooSlow
 from api.operations import execute
@@ -113,7 +113,7 @@ class ObservationListener:
             return
         # The broker's ACL decided who may publish here; the database lets the listener
         # write, and the audit log names the Datastream's agency.
-        token = principal.current.set(permissions.SERVICE)
+        token = principal.current.set(principal.PLATFORM)
         try:
             await self._attempts(topic, payload)
         finally:
@@ -165,7 +165,7 @@ class ObservationListener:
         touched = audit.entities(writer.touched)
         observation = touched.get("Observations", [None])[0]
         owner = await conn.fetchval(query("api_access", "owner_observations"), observation)
-        await audit.record(conn, permissions.SERVICE, "mqtt", "create",
+        await audit.record(conn, principal.PLATFORM, "mqtt", "create",
                            f"{VERSION}/{path}", touched, 201, agency_id=owner)
 
     async def _reject(self, topic: str, payload: bytes, code: str, reason: str) -> None:

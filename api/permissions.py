@@ -22,8 +22,6 @@ from api.principal import Principal
 from core.queries import query
 
 CATALOGUE = ("Sensors", "ObservedProperties", "Locations", "FeaturesOfInterest")
-# The Observations created over MQTT: the broker's ACL decided who may publish them.
-SERVICE = Principal(key_id=None, agency_id=None, agency_code="city", role="admin")
 
 
 def require_writer(who: Principal) -> None:

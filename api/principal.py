@@ -31,5 +31,8 @@ class Principal:
 
 
 ANONYMOUS = Principal(key_id=None, agency_id=None, agency_code="public", role="anonymous")
+# The platform acting on its own behalf: creating Observations published over MQTT (whose
+# publishers the broker's ACL has checked) and writing usage.
+PLATFORM = Principal(key_id=None, agency_id=None, agency_code="city", role="admin")
 
 current: ContextVar[Principal] = ContextVar("principal", default=ANONYMOUS)

@@ -30,9 +30,6 @@ Message = dict[str, Any]
 # in the response of the request that made it, which is the one metered.
 SUB_REQUEST = "stadspuls.sub_request"
 
-# Whom the flush acts for: the platform, which sees every Datastream's owner through
-# row-level security (a restricted one's notifications are its agency's too).
-PLATFORM = Principal(key_id=None, agency_id=None, agency_code=usage.CITY, role="admin")
 
 
 class UsageMiddleware:
@@ -78,7 +75,9 @@ async def flush(pool: Any, meter: usage.UsageMeter, published: usage.OwnerTally)
     published, under their owners' agencies."""
     if not meter.pending() and not published.pending():
         return
-    acting = principal.current.set(PLATFORM)
+    # As the platform, which sees every Datastream's owner through row-level security (a
+    # restricted one's notifications are its agency's too).
+    acting = principal.current.set(principal.PLATFORM)
     try:
         async with pool.acquire() as conn:
             owned = published.take()

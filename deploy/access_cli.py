@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -19,24 +18,15 @@ import click
 
 from api.keys import KeyRefused, NewKey, create_key, expiry, list_keys, revoke_key
 from api.principal import ROLES
-from core.database import connect
 from core.queries import query
+from deploy.running import on_database
 
 T = TypeVar("T")
-# Commands run against a stack that is already up (as in deploy/cli.py).
-CONNECT_WAIT_S = 3
 
 
 def _run(database_url: str, work: Callable[[Any], Awaitable[T]]) -> T:
-    async def run() -> T:
-        conn = await connect(database_url, wait=CONNECT_WAIT_S)
-        try:
-            return await work(conn)
-        finally:
-            await conn.close()
-
     try:
-        return asyncio.run(run())
+        return on_database(database_url, work)
     except KeyRefused as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -31,6 +31,7 @@ from deploy.bench import BenchOptions, bench_api, bench_ingest, bench_write, rep
 from deploy.device_commands import add_device_commands
 from deploy.errors import DeployError
 from deploy.process import read_pid, tail
+from deploy.running import on_database
 from deploy.settings import StackSettings
 from deploy.system import ensure_system, installed_postgres
 from deploy.usage_cli import usage
@@ -44,9 +45,6 @@ from simulators.load import LoadPlan, publish
 
 log = logging.getLogger("stadspuls")
 
-# Commands run against a stack that is already up: a database that does not answer within
-# this time is not starting, it is not there.
-CONNECT_WAIT_S = 3
 
 
 def stack_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -276,14 +274,8 @@ def status(settings: StackSettings, as_json: bool) -> None:
 def migrate(database_url: str) -> None:
     """Bring the database schema up to date."""
 
-    async def run() -> int:
-        conn = await connect(database_url, wait=CONNECT_WAIT_S)
-        try:
-            return len(await apply_migrations(conn))
-        finally:
-            await conn.close()
-
-    click.echo(f"{asyncio.run(run())} migrations applied; the schema is up to date")
+    applied = on_database(database_url, apply_migrations)
+    click.echo(f"{len(applied)} migrations applied; the schema is up to date")
 
 
 @cli.command()
@@ -369,14 +361,8 @@ def devices() -> None:
 def devices_provision(database_url: str, fleet_name: str, scale: int, seed: int) -> None:
     """Create or update a fleet's agencies, gateways, devices and datastreams."""
 
-    async def run() -> str:
-        conn = await connect(database_url, wait=CONNECT_WAIT_S)
-        try:
-            return (await provision(conn, fleet(fleet_name, scale, seed))).summary()
-        finally:
-            await conn.close()
-
-    click.echo(f"provisioned: {asyncio.run(run())}")
+    done = on_database(database_url, lambda conn: provision(conn, fleet(fleet_name, scale, seed)))
+    click.echo(f"provisioned: {done.summary()}")
 
 
 @devices.command("list")
@@ -385,14 +371,7 @@ def devices_provision(database_url: str, fleet_name: str, scale: int, seed: int)
 def devices_list(database_url: str, as_json: bool) -> None:
     """Show the provisioned field devices."""
 
-    async def run() -> list[dict[str, Any]]:
-        conn = await connect(database_url, wait=CONNECT_WAIT_S)
-        try:
-            return await list_devices(conn)
-        finally:
-            await conn.close()
-
-    rows = asyncio.run(run())
+    rows = on_database(database_url, list_devices)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
         return

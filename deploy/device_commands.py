@@ -3,7 +3,6 @@ gateways. A new secret is printed once and stored nowhere but as its hash."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -11,14 +10,13 @@ from typing import Any
 
 import click
 
-from core.database import connect
 from deploy import stack as stacks
+from deploy.running import on_database
 from deploy.settings import StackSettings
 from deploy.tls import Authority, issue_client_certificate
 from devices import credentials
 from devices.errors import DeviceError
 
-CONNECT_WAIT_S = 3
 WARNING = ("The password is shown this once and stored nowhere; give it to the device now. "
            "The broker accepts it within seconds.")
 
@@ -83,15 +81,7 @@ def add_device_commands(group: click.Group,
 def _run(settings: StackSettings, database_url: str | None,
          action: Callable[[Any], Awaitable[Any]]) -> Any:
     url = database_url or stacks.settings_of_running_stack(settings).database_url
-
-    async def run() -> Any:
-        conn = await connect(url, wait=CONNECT_WAIT_S)
-        try:
-            return await action(conn)
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
+    return on_database(url, action)
 
 
 def _authority(settings: StackSettings, cert_dir: Path | None) -> Authority | None:

@@ -3,23 +3,19 @@ cost under a price list, as Markdown or CSV (docs/costs.md)."""
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import click
 
 from core import usage as metering
 from core.allocation import Line, PriceList, allocate, month_days, month_usage, parse_prices
-from core.database import connect
 from deploy import stack as stacks
+from deploy.running import on_database
 from deploy.settings import StackSettings
-
-CONNECT_WAIT_S = 3
 
 # Usage columns: metric, heading.
 COLUMNS = (
@@ -83,7 +79,8 @@ def report(month: str, prices_path: Path, csv_path: Path | None, markdown_path: 
     if database_url is None:
         settings = StackSettings() if state_dir is None else StackSettings(state_dir=state_dir)
         database_url = stacks.settings_of_running_stack(settings).database_url
-    days, bytes_per_row = asyncio.run(_usage(database_url, period))
+    days, bytes_per_row = on_database(database_url, lambda conn: metering.usage_between(
+        conn, period.first, period.until))
     lines = allocate(month_usage(days, period.days), prices)
     if csv_path is not None:
         csv_path.write_text(as_csv(lines, prices), encoding="utf-8")
@@ -101,14 +98,6 @@ def _read(path: Path) -> str:
         raise click.BadParameter(f"no price list at {path}", param_hint="--prices") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise click.BadParameter(f"cannot read {path}: {exc}", param_hint="--prices") from None
-
-
-async def _usage(database_url: str, period: Month) -> tuple[list[Any], float]:
-    conn = await connect(database_url, wait=CONNECT_WAIT_S)
-    try:
-        return await metering.usage_between(conn, period.first, period.until)
-    finally:
-        await conn.close()
 
 
 def as_csv(lines: list[Line], prices: PriceList) -> str:

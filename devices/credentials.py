@@ -42,10 +42,6 @@ class Account:
     revoked_at: datetime | None
     cert_identity: str | None = None  # common name of its current client certificate
 
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
 
 @dataclass(frozen=True)
 class Credentials:

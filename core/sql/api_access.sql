@@ -25,9 +25,6 @@ UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())
 WHERE key_id = $1
 RETURNING key_id, revoked_at;
 
--- agency_exists --
-SELECT EXISTS (SELECT 1 FROM agencies WHERE code = $1);
-
 -- agencies_overview --
 -- Each agency with its devices, open and restricted Datastreams and usable keys.
 SELECT a.code, a.name,

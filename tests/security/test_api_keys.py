@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from api.keys import DEFAULT_DAYS, KeyRefused, NewKey, expiry, key_id_of, new_key_text
+from api.keys import KeyRefused, NewKey, expiry, key_id_of, new_key_text
 from core.database import connect
 from core.secrets import verify_secret
 from deploy.cli import cli
@@ -49,7 +49,7 @@ def test_a_secret_holding_underscores_still_parses() -> None:
 
 
 def test_keys_expire_after_90_days_unless_told_otherwise() -> None:
-    assert expiry(now=NOW) == NOW + timedelta(days=DEFAULT_DAYS)
+    assert expiry(now=NOW) == NOW + timedelta(days=90)
     assert expiry(days=7, now=NOW) == NOW + timedelta(days=7)
     assert expiry(until=datetime(2027, 3, 1), now=NOW) == datetime(2027, 3, 1, tzinfo=UTC)
     with pytest.raises(KeyRefused, match="not in the future"):

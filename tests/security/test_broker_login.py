@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 from aiomqtt import MqttError
 
-from tests.security.conftest import SecureStack
+from tests.integration.conftest import eventually
+from tests.security.conftest import SecureStack, no2, results
 
 DEVICE = "aq-hornsgatan-108"
 
 
-async def test_a_device_logs_in_with_the_secret_the_stack_gave_it(secure: SecureStack) -> None:
+async def test_a_device_logs_in_with_the_secret_the_stack_gave_it(
+    secure: SecureStack, secure_db: Any
+) -> None:
     async with secure.client(DEVICE) as client:
-        await client.publish(f"devices/{DEVICE}/senml", b"[]", qos=1)
+        await client.publish(f"devices/{DEVICE}/senml",
+                             no2(DEVICE, 17.75, time.time() - 1200), qos=1)
+
+    async def stored() -> bool:
+        return 17.75 in await results(secure_db, DEVICE)
+
+    await eventually(stored, within=15)
 
 
 async def test_a_wrong_password_is_refused(secure: SecureStack) -> None:
