@@ -327,6 +327,9 @@ def test_the_usage_report_names_a_bad_month_and_a_bad_price_list(tmp_path: Path)
 
 
 async def test_the_api_role_may_write_usage_and_read_storage(db_url: str, fleet_db: Any) -> None:
+    await fleet_db.execute(
+        "INSERT INTO observations (phenomenon_time, datastream_id, result_number) "
+        "VALUES ('2026-10-01T12:00:00Z', $1, 1.0)", await stream_of(fleet_db, ENV))
     conn = await asyncpg.connect(db_url)
     try:
         await conn.execute("SET ROLE stadspuls_api")
@@ -334,10 +337,12 @@ async def test_the_api_role_may_write_usage_and_read_storage(db_url: str, fleet_
         meter = UsageMeter()
         meter.add(ENV, usage.API_REQUESTS, 2)
         await meter.flush(conn)
-        await usage_between(conn, date(2026, 10, 1), date(2026, 10, 2))
+        days, _ = await usage_between(conn, date(2026, 10, 1), date(2026, 10, 2))
     finally:
         await conn.close()
     assert (await usage_today(fleet_db))[(ENV, usage.API_REQUESTS)] == 2
+    assert [(d.day, d.amounts[usage.STORAGE_ROWS]) for d in days if d.agency == ENV] == [
+        (date(2026, 10, 1), 1), (date(2026, 10, 2), 1)]
 
 
 async def test_a_flush_that_fails_keeps_the_amounts_for_the_next(fleet_db: Any) -> None:
