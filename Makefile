@@ -4,7 +4,7 @@
 VENV := .venv
 STADSPULS := $(VENV)/bin/stadspuls
 
-.PHONY: up test check setup venv down status clean
+.PHONY: up test check setup venv down status clean lock
 
 up: setup
 	$(STADSPULS) up --skip-setup
@@ -21,7 +21,7 @@ setup: venv
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml deploy/venv.sh
+$(VENV)/.installed: requirements.lock pyproject.toml deploy/venv.sh
 	VENV=$(VENV) sh deploy/venv.sh
 	touch $@
 
@@ -33,3 +33,12 @@ status:
 
 clean: down
 	rm -rf .stadspuls
+
+# Resolve pyproject.toml's ranges afresh to the newest versions they allow, with hashes
+# (`make lock UPGRADE=` keeps the pins that still fit). Run `make test` after it: it
+# reinstalls from the new lock.
+UPGRADE := --upgrade
+lock: venv
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile $(UPGRADE) --quiet \
+	    --extra dev --generate-hashes --allow-unsafe --all-build-deps --strip-extras \
+	    --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml

@@ -98,13 +98,25 @@ def decode(
     """
     if not payload:
         raise PackError("empty", "empty payload")
+    _check_utf8(payload)
     try:
         records = _decoder.decode(payload)
     except msgspec.ValidationError:
         return _decode_loosely(payload, received)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise _pack_error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise PackError("invalid_json", f"payload is not valid JSON: {exc}") from None
     return resolve(records, received, known)
+
+
+def _check_utf8(payload: bytes) -> None:
+    # Checked here rather than left to the JSON decoder, whose error for bad UTF-8 differs
+    # between versions; nearly every payload is ASCII, which needs no decoding.
+    if payload.isascii():
+        return
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackError("not_utf8", f"payload is not valid UTF-8 (byte {exc.start})") from None
 
 
 def resolve(
@@ -210,8 +222,8 @@ def _value(r: Record, bv: float) -> int | float | str | bool:
 def _decode_loosely(payload: bytes, received: float) -> list[Resolved | Invalid]:
     try:
         raw = _loose.decode(payload)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-        raise _pack_error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise PackError("invalid_json", f"payload is not valid JSON: {exc}") from None
     if not isinstance(raw, list):
         raise PackError("not_array", f"a SenML pack is a JSON array, not {_json_kind(raw)}")
     checked: list[Record | Invalid] = []
@@ -237,12 +249,6 @@ def _reindex(entry: Resolved | Invalid, index: int) -> Resolved | Invalid:
     if isinstance(entry, Resolved):
         return Resolved(index, entry.name, entry.time, entry.unit, entry.value)
     return Invalid(index, entry.code, entry.reason, entry.record)
-
-
-def _pack_error(exc: Exception) -> PackError:
-    if isinstance(exc, UnicodeDecodeError):
-        return PackError("not_utf8", f"payload is not valid UTF-8 (byte {exc.start})")
-    return PackError("invalid_json", f"payload is not valid JSON: {exc}")
 
 
 def _json_kind(value: Any) -> str:

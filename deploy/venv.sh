@@ -1,9 +1,11 @@
 #!/bin/sh
-# Create the project's virtual environment in .venv and install Stadspuls into it.
+# Create the project's virtual environment in .venv and install Stadspuls into it, with every
+# dependency at the exact version and hash that requirements.lock records.
 # Installs Debian's python3-venv first when the interpreter cannot make one (root only).
 set -eu
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
+LOCK=${LOCK:-requirements.lock}
 
 if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -15,5 +17,9 @@ if ! "$PYTHON" -c 'import ensurepip, venv' 2>/dev/null; then
     fi
 fi
 "$PYTHON" -m venv "$VENV"
-"$VENV/bin/pip" install --quiet --disable-pip-version-check --upgrade pip
-"$VENV/bin/pip" install --quiet --disable-pip-version-check -e '.[dev]'
+# Hash-checking mode: a package whose file differs from the one locked is refused.
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes --no-deps -r "$LOCK"
+# The project itself, built with the locked setuptools instead of whatever an isolated build
+# environment would fetch.
+"$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+"$VENV/bin/pip" check

@@ -36,6 +36,7 @@ def test_base_value_is_added() -> None:
 @pytest.mark.parametrize(("payload", "field", "value"), [
     (b'[{"n":"x","vb":false}]', "vb", False),
     (b'[{"n":"x","vs":"ok"}]', "vs", "ok"),
+    ('[{"n":"x","vs":"Södermalm"}]'.encode(), "vs", "Södermalm"),
     (b'[{"n":"x","v":9223372036854775807}]', "v", 2**63 - 1),
 ])
 def test_each_value_kind_resolves_unchanged(payload: bytes, field: str, value: object) -> None:
@@ -46,8 +47,10 @@ def test_each_value_kind_resolves_unchanged(payload: bytes, field: str, value: o
 @pytest.mark.parametrize(("payload", "code"), [
     (b"", "empty"),
     (b"{not json", "invalid_json"),
-    (b"\xff\xfe[]", "invalid_json"),
+    (b"\xff\xfe[]", "not_utf8"),
     (b'[{"n":"caf\xff","v":1}]', "not_utf8"),
+    (b'[{"n":"x","v":1,"vs":"\xc3\x28"}]', "not_utf8"),
+    ("[{\"n\":\"x\",\"vs\":\"café\"}".encode(), "invalid_json"),
     (b'{"n":"x","v":1}', "not_array"),
     (b"[1, 2]", None),
     (b'[{"n":"x","v":NaN}]', "invalid_json"),
