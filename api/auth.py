@@ -1,9 +1,14 @@
-"""Authentication: who a request acts for, from its `Authorization: Bearer <key>` header.
+"""Authentication: who a request acts for, from its `Authorization` header.
+
+The key goes as `Bearer <key>`, or as HTTP Basic with the key id as username and the whole
+key as password (what clients with only a username and password to give, such as the
+frost-sta-client's auth handler, send). Both are checked alike.
 
 A pure ASGI middleware (so that the principal, a context variable, reaches the handlers and
 the database pool): without the header a request is anonymous and may read open data; a
-key that is malformed, unknown, wrong, revoked or expired is answered 401 at once. Keys are
-taken only from the header, never from the URL, and no message or log line holds one.
+key that is malformed, unknown, wrong, revoked or expired is answered 401 at once, with a
+`WWW-Authenticate` challenge. Keys are taken only from the header, never from the URL, and
+no message or log line holds one.
 
 Checked keys are remembered for `ApiSettings.key_cache_s` seconds, so a request does not pay
 a database round trip, and a revoked key stops working within that time. Checking a key
@@ -14,6 +19,8 @@ requests are answered 429 unless their key is remembered as valid.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import logging
 import time
@@ -24,10 +31,17 @@ from typing import Any
 
 import asyncpg
 from starlette.datastructures import Headers, QueryParams
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import principal
-from api.errors import ApiError, BadRequest, TooSlow, Unauthorized, error_response
+from api.errors import (
+    CHALLENGE,
+    ApiError,
+    BadRequest,
+    TooSlow,
+    Unauthorized,
+    error_response,
+)
 from api.keys import key_id_of
 from api.principal import ANONYMOUS, SCOPE_KEY, Principal
 from api.ratelimit import Buckets, Limit, client_address, too_many
@@ -40,6 +54,8 @@ MAX_CACHED = 10_000
 # Query parameters a client might put a key in by mistake; refused, so the key is not
 # passed around in URLs (and logs of proxies) by habit.
 KEY_PARAMETERS = ("access_token", "api_key", "apikey")
+HEADER_FORM = ("the Authorization header must read 'Bearer <API key>', or be HTTP Basic "
+               "with the key id as username and the whole key as password")
 
 
 @dataclass(frozen=True)
@@ -83,20 +99,22 @@ class KeyChecker:
             raise
 
     async def _principal(self, pool: Any, authorization: str, address: str) -> Principal:
-        scheme, _, text = authorization.strip().partition(" ")
-        text = text.strip()
+        text, username = credentials(authorization)
         digest = hashlib.sha256(text.encode()).digest()
-        checked = self._remembered(digest)
+        checked = self._remembered(digest) if text else None
         if checked is None or checked.refusal is not None:
             # Guessing keys costs a database round trip and a hash each: not without end.
             wait = self._refused.wait(address)
             if wait > 0:
                 raise too_many(wait, "too many refused API keys from this address")
-        if scheme.lower() != "bearer" or not text:
-            raise Unauthorized("the Authorization header must read 'Bearer <API key>'")
+        if not text:
+            raise Unauthorized(HEADER_FORM)
         key_id = key_id_of(text)
         if key_id is None:
-            raise self._refusal(None, "the bearer token is not an API key of this service")
+            raise self._refusal(None, "the credentials are not an API key of this service")
+        if username is not None and username != key_id:
+            raise self._refusal(None, "the Basic username is not the id of the API key "
+                                      "given as password")
         if checked is None:
             checked = await self._check(pool, key_id, text)
             self._remember(digest, checked)
@@ -140,6 +158,23 @@ class KeyChecker:
         return Unauthorized(reason)
 
 
+def credentials(authorization: str) -> tuple[str, str | None]:
+    """(key text, Basic username) sent in an Authorization header value; the username is
+    None for Bearer, and the text empty when the header is neither form."""
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() == "bearer":
+        return token, None
+    if scheme.lower() != "basic":
+        return "", None
+    try:
+        decoded = base64.b64decode(token, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return "", None
+    username, colon, password = decoded.partition(":")
+    return (password, username) if colon else ("", None)
+
+
 class Authentication:
     """ASGI middleware: resolves the principal of each HTTP request, sets
     `api.principal.current` and `scope[SCOPE_KEY]`, and answers 401 for a bad key (429
@@ -171,6 +206,20 @@ class Authentication:
         scope[SCOPE_KEY] = who
         token = principal.current.set(who)
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _challenging(send))
         finally:
             principal.current.reset(token)
+
+
+def _challenging(send: Send) -> Send:
+    """`send` that adds the `WWW-Authenticate` challenge to a 401 that has none."""
+
+    async def sending(message: Message) -> None:
+        if message["type"] == "http.response.start" and message["status"] == 401:
+            headers = list(message.get("headers", []))
+            if not any(name.lower() == b"www-authenticate" for name, _ in headers):
+                headers.append((b"www-authenticate", CHALLENGE.encode()))
+                message = {**message, "headers": headers}
+        await send(message)
+
+    return sending

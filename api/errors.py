@@ -113,6 +113,10 @@ class TooSlow(ApiError):
     code = "too_slow"
 
 
+# The schemes a key may be sent in (api/auth.py), offered with every 401.
+CHALLENGE = 'Bearer realm="stadspuls", Basic realm="stadspuls"'
+
+
 def error_response(exc: ApiError) -> JSONResponse:
     """An error as the API answers it: its JSON body, and the headers its status calls for
     (how to authenticate with a 401, how long to wait with a 429)."""
@@ -121,7 +125,7 @@ def error_response(exc: ApiError) -> JSONResponse:
         body["position"] = exc.position
     headers = {}
     if isinstance(exc, Unauthorized):
-        headers["WWW-Authenticate"] = 'Bearer realm="stadspuls"'
+        headers["WWW-Authenticate"] = CHALLENGE
     if isinstance(exc, TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after)
     return JSONResponse(body, status_code=exc.status, headers=headers)

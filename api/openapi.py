@@ -128,18 +128,22 @@ def _paths(entity: EntityType) -> dict[str, Any]:
 
 
 _METHODS = ("get", "post", "patch", "put", "delete")
-BEARER = "bearer"
+BEARER, BASIC = "bearer", "basic"
 # Paths whose POST need not carry a key: a $batch of GETs reads what a GET reads.
 _KEY_OPTIONAL_POSTS = ("/v1.1/$batch",)
 
 
 def _secure(doc: dict[str, Any]) -> None:
-    """The API key as the bearer security scheme: optional for reads (without one, open
-    data), required for writes and for /admin."""
-    doc["components"]["securitySchemes"] = {BEARER: {
-        "type": "http", "scheme": "bearer",
-        "description": "An API key of an agency, `sp_<key_id>_<secret>`, made with "
-                       "`stadspuls keys create`; never in the URL"}}
+    """The API key as the bearer or basic security scheme: optional for reads (without
+    one, open data), required for writes and for /admin."""
+    doc["components"]["securitySchemes"] = {
+        BEARER: {"type": "http", "scheme": "bearer",
+                 "description": "An API key of an agency, `sp_<key_id>_<secret>`, made with "
+                                "`stadspuls keys create`; never in the URL"},
+        BASIC: {"type": "http", "scheme": "basic",
+                "description": "The same API key as HTTP Basic: the key id (`k…`) as "
+                               "username, the whole key as password"}}
+    keyed: list[dict[str, list[str]]] = [{BEARER: []}, {BASIC: []}]
     for path, item in doc["paths"].items():
         for method in _METHODS:
             operation = item.get(method)
@@ -147,7 +151,7 @@ def _secure(doc: dict[str, Any]) -> None:
                 continue
             optional = ((method == "get" and not path.startswith("/admin"))
                         or (method == "post" and path in _KEY_OPTIONAL_POSTS))
-            operation["security"] = [{}, {BEARER: []}] if optional else [{BEARER: []}]
+            operation["security"] = [{}, *keyed] if optional else list(keyed)
             responses = operation.setdefault("responses", {})
             responses.setdefault("401", _error("a key that is not valid, or none where one "
                                                "is needed"))

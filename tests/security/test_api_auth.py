@@ -1,18 +1,21 @@
-"""Claims: the API takes a key only as `Authorization: Bearer <key>`, refuses a malformed,
-unknown, wrong, expired or revoked one with 401, never shows or logs a key, limits each
-key's (or address's) rate, and each address's refused keys, with 429 and Retry-After; its
-OpenAPI description says which operations take a key."""
+"""Claims: the API takes a key only in the Authorization header, as `Bearer <key>` or as
+HTTP Basic (key id and key), refuses a malformed, unknown, wrong, expired or revoked one
+with 401 and a challenge, never shows or logs a key, limits each key's (or address's)
+rate, and each address's refused keys, with 429 and Retry-After; its OpenAPI description
+says which operations take a key, in which schemes."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+from typing import Any
 
 import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from api.auth import KeyChecker
+from api.auth import Authentication, KeyChecker
 from api.errors import Unauthorized
 from api.keys import revoke_key
 from api.ratelimit import Buckets, Limit
@@ -33,6 +36,12 @@ async def status_and_body(world: World, headers: dict[str, str],
 
 def key_id(text: str) -> str:
     return text.split("_")[1]
+
+
+def basic(username: str, password: str) -> dict[str, str]:
+    """The header that sends `username` and `password` as HTTP Basic."""
+    pair = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {pair}"}
 
 
 async def test_a_good_key_is_accepted(access: World) -> None:
@@ -210,9 +219,11 @@ async def test_the_openapi_description_asks_a_key_for_writes_and_takes_one_for_r
     doc = json.loads(text)
     validate(doc)
     assert status == 200
-    scheme = doc["components"]["securitySchemes"]["bearer"]
-    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
-    required, optional = [{"bearer": []}], [{}, {"bearer": []}]
+    schemes = doc["components"]["securitySchemes"]
+    assert {name: (s["type"], s["scheme"]) for name, s in schemes.items()} == {
+        "bearer": ("http", "bearer"), "basic": ("http", "basic")}
+    required: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}]
+    optional = [{}, *required]
     paths = doc["paths"]
     assert paths["/v1.1/Things"]["get"]["security"] == optional
     assert paths["/v1.1/Things"]["post"]["security"] == required
@@ -223,3 +234,99 @@ async def test_the_openapi_description_asks_a_key_for_writes_and_takes_one_for_r
     assert paths["/v1.1/$batch"]["post"]["security"] == optional  # its GETs need none
     assert paths["/admin/usage"]["get"]["security"] == required
     assert "403" in paths["/v1.1/Things"]["post"]["responses"]
+
+
+async def test_a_key_sent_as_basic_with_its_id_as_username_reads_and_writes(
+    access: World,
+) -> None:
+    reader, writer = access.keys["traffic_reader"], access.keys["traffic_writer"]
+    secret = f"/v1.1/Datastreams({access.ids['secret']})"
+    assert (await status_and_body(access, basic(key_id(reader), reader), secret))[0] == 200
+    assert (await status_and_body(access, {}, secret))[0] == 404  # hidden without the key
+    transport = httpx.ASGITransport(app=access.app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://city",
+                                 auth=(key_id(writer), writer)) as client:
+        made = await client.post("/v1.1/Things", json={"name": "Kiosk", "description": "d"})
+    assert made.status_code == 201, made.text
+    owner = await access.db.fetchval("SELECT agency_id FROM things WHERE id = $1",
+                                     made.json()["@iot.id"])
+    assert owner == access.ids["traffic"]
+
+
+async def test_basic_is_refused_like_bearer_and_the_answer_never_holds_the_key(
+    access: World,
+) -> None:
+    good, other = access.keys["env_reader"], access.keys["env_writer"]
+    wrong = good[:-4] + ("aaaa" if not good.endswith("aaaa") else "bbbb")
+    tries = {
+        "another key's id": (basic(key_id(other), good), "Basic username is not the id"),
+        "no username": (basic("", good), "Basic username is not the id"),
+        "a wrong secret": (basic(key_id(good), wrong), "not valid"),
+        "no key": (basic(key_id(good), "hunter2"), "not an API key"),
+        "no colon": ({"Authorization": "Basic " + base64.b64encode(good.encode()).decode()},
+                     "HTTP Basic with the key id as username"),
+        "not base64": ({"Authorization": "Basic %%%"}, "HTTP Basic with the key id"),
+    }
+    for what, (header, reason) in tries.items():
+        transport = httpx.ASGITransport(app=access.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://city") as client:
+            response = await client.get("/v1.1/Things", headers=header)
+        assert response.status_code == 401, what
+        assert reason in response.json()["message"], what
+        assert response.headers["WWW-Authenticate"] == (
+            'Bearer realm="stadspuls", Basic realm="stadspuls"'), what
+        for secret in (good, wrong, good.split("_", 2)[2]):
+            assert secret not in response.text, what
+
+
+async def test_basic_refuses_an_expired_or_revoked_key_as_bearer_does(
+    access_with: WorldFactory,
+) -> None:
+    async with access_with(key_cache_s=0) as w:
+        expiring, revoked = w.keys["env_reader"], w.keys["traffic_reader"]
+        await w.db.execute("UPDATE api_keys SET expires_at = now() - interval '1 minute' "
+                           "WHERE key_id = $1", key_id(expiring))
+        await revoke_key(w.db, key_id(revoked))
+        expired = await status_and_body(w, basic(key_id(expiring), expiring))
+        gone = await status_and_body(w, basic(key_id(revoked), revoked))
+    assert expired[0] == 401 and f"API key {key_id(expiring)} expired at" in expired[1]
+    assert gone[0] == 401 and f"API key {key_id(revoked)} was revoked" in gone[1]
+
+
+async def test_refused_basic_credentials_count_towards_the_addresss_refused_keys(
+    access_with: WorldFactory,
+) -> None:
+    async with access_with(refused_key_limit_burst=2, refused_key_limit_per_s=0.01,
+                           key_cache_s=3600) as w:
+        good = w.keys["env_reader"]
+        guesses = [(await status_and_body(w, basic(key_id(good), f"sp_{key_id(good)}_{n}"
+                                                   + "s" * 43)))[0] for n in range(2)]
+        bearer_after = await status_and_body(w, bearer(w.keys["env_writer"]))
+    assert guesses == [401, 401]
+    assert bearer_after[0] == 429  # one bucket of refusals per address, whatever the scheme
+
+
+async def test_every_401_carries_a_challenge_even_one_made_without_the_error_format() -> None:
+    async def bare(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b"no"})
+
+    class Store:
+        pool = None  # an anonymous request needs no database
+
+    class State:
+        store = Store()
+
+    class App:
+        state = State()
+
+    auth = Authentication(bare, KeyChecker(ttl=1, refusals=Limit(per_s=1, burst=1)))
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        await auth({**scope, "app": App()}, receive, send)
+
+    transport = httpx.ASGITransport(app=asgi)
+    async with httpx.AsyncClient(transport=transport, base_url="http://city") as client:
+        response = await client.get("/anything")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="stadspuls"')
