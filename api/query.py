@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from api.entities import EntityType
 from api.errors import BadRequest, NotImplementedOption
-from api.odata import UNSUPPORTED, ODataError, parse_filter, parse_orderby
+from api.odata import IOT_ID, UNSUPPORTED, ODataError, parse_filter, parse_orderby
 from api.store import Options
 
 T = TypeVar("T")
@@ -77,8 +77,11 @@ def _boolean(query: Mapping[str, str], name: str) -> bool:
 def _select(raw: str | None, entity: EntityType) -> list[str] | None:
     if raw is None:
         return None
-    names = [n.strip() for n in raw.split(",")]
-    for name in names:
+    names: list[str] = []
+    for written in (n.strip() for n in raw.split(",")):
+        name = "id" if written == IOT_ID else written
         if name != "id" and name not in entity.props and name not in entity.navs:
-            raise BadRequest(f"$select: {entity.name} has no property {name!r}")
+            raise BadRequest(f"$select: {entity.name} has no property {written!r}")
+        if name not in names:
+            names.append(name)
     return names

@@ -11,7 +11,7 @@ no tables; a ``Resolver`` supplied by the caller says what each property path me
 ``position`` into the option's text.
 """
 
-from api.odata.compiler import CompiledSql, compile_filter
+from api.odata.compiler import IOT_ID, CompiledSql, compile_filter
 from api.odata.errors import FilterError, ODataError, QueryOptionError, UnsupportedOption
 from api.odata.options import (
     UNSUPPORTED,
@@ -25,6 +25,7 @@ from api.odata.parser import parse_filter
 from api.odata.resolver import Collection, Column, ColumnType, Resolver
 
 __all__ = [
+    "IOT_ID",
     "UNSUPPORTED",
     "Collection",
     "Column",

@@ -29,6 +29,8 @@ from api.odata.nodes import (
     Node,
     Path,
     Unary,
+    array_index,
+    shown,
 )
 from api.odata.resolver import Column, Resolver
 from api.odata.sqlfunctions import TRANSLATIONS
@@ -65,6 +67,7 @@ _TEMPORAL_ARITHMETIC: dict[tuple[str, SqlType, SqlType], SqlType] = {
     ("sub", "datetime", "datetime"): "duration",
     ("sub", "duration", "duration"): "duration",
 }
+IOT_ID = "@iot.id"
 _SIMPLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
@@ -151,9 +154,8 @@ class ExpressionCompiler:
 
     def _lambda(self, node: Lambda) -> Sql:
         head, rest, cut = self._scope(node.path)
-        shown = "/".join(rest)
         if not rest or cut == 0:
-            raise FilterError(f"'{shown or node.path[0]}' is not a collection; any() and "
+            raise FilterError(f"'{shown(rest or node.path)}' is not a collection; any() and "
                               "all() follow one, as in Datastreams/any(d: d/name eq 'x')",
                               node.position)
         resolver = self._resolver_of(head)
@@ -179,7 +181,7 @@ class ExpressionCompiler:
         finally:
             del self.variables[variable]
         if condition.type != "boolean" and condition.jsonb is None:
-            raise FilterError(f"'{'/'.join(path)}' is a collection: test a condition on its "
+            raise FilterError(f"'{shown(path)}' is a collection: test a condition on its "
                               "members, not a value", position)
         test = as_boolean(condition, f"{op}()").text
         if op == "any":
@@ -209,18 +211,20 @@ class ExpressionCompiler:
 
     def _path(self, node: Path) -> Sql:
         head, path, _ = self._scope(node.segments)
-        if not path:
+        if not path or array_index(path[0]) is not None:
             raise FilterError(f"'{head}' stands for a member of a collection; name one of "
                               f"its properties, as in {head}/name", node.position)
         resolver = self._resolver_of(head)
+        # "@iot.id" is the SensorThings name of "id"; keys inside JSON stay as written.
+        names = tuple("id" if segment == IOT_ID else segment for segment in path)
         try:
-            column = resolver.resolve(path, node.position)
+            column = resolver.resolve(names, node.position)
         except FilterError as unknown:
             for cut in range(len(path) - 1, 0, -1):
-                base = _try_resolve(resolver, path[:cut], node.position)
+                base = _try_resolve(resolver, names[:cut], node.position)
                 if base is not None and base.type == "json":
                     return self._json(base, path[cut:], node.position)
-            raise unknown from None
+            raise _unindexable(resolver, names, node.position) or unknown from None
         if column.type == "json":
             return self._json(column, (), node.position)
         text = column.sql if _SIMPLE_NAME.fullmatch(column.sql) else f"({column.sql})"
@@ -229,7 +233,8 @@ class ExpressionCompiler:
     def _json(self, base: Column, keys: tuple[str, ...], position: int) -> Sql:
         if not keys:
             return Sql(f"(({base.sql}) #>> '{{}}')", "json", position, jsonb=f"({base.sql})")
-        keys_param = self._param(list(keys))
+        # PostgreSQL reads a path element of digits as the index when it meets an array.
+        keys_param = self._param([_json_key(key) for key in keys])
         return Sql(
             f"(({base.sql}) #>> {keys_param}::text[])", "json", position,
             jsonb=f"(({base.sql}) #> {keys_param}::text[])",
@@ -294,6 +299,26 @@ def _try_resolve(resolver: Resolver, path: tuple[str, ...], position: int) -> Co
         return resolver.resolve(path, position)
     except FilterError:
         return None
+
+
+def _unindexable(resolver: Resolver, path: tuple[str, ...], position: int) -> FilterError | None:
+    """Why an indexed path that reaches no JSON value fails: what precedes its first index
+    is unknown, or is not JSON. None for a path without an index."""
+    first = next((at for at, segment in enumerate(path) if array_index(segment) is not None),
+                 None)
+    if first is None:
+        return None
+    try:
+        resolver.resolve(path[:first], position)
+    except FilterError as unknown:
+        return unknown
+    return FilterError(f"'{shown(path[:first])}' is not JSON: an array index follows a JSON "
+                       "property, as in properties/readings[0]", position)
+
+
+def _json_key(segment: str) -> str:
+    index = array_index(segment)
+    return segment if index is None else str(index)
 
 
 def _null_test(node: Binary, left: Sql, right: Sql) -> Sql:

@@ -18,7 +18,7 @@ from api.odata.errors import FilterError
 from api.odata.nodes import LiteralKind, LiteralValue
 from api.odata.wkt import normalise_wkt
 
-TokenKind = TypingLiteral["literal", "name", "(", ")", ",", "/", "-", ":", "end"]
+TokenKind = TypingLiteral["literal", "name", "(", ")", ",", "/", "-", ":", "[", "]", "end"]
 
 _DATETIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,12}))?)?"
@@ -32,7 +32,7 @@ _NAME = re.compile(r"@?[^\W\d]\w*(?:\.[^\W\d]\w*)*")
 _DURATION = re.compile(
     r"(-?)P(?:(\d+)D)?(?:T(?=\d)(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?", re.ASCII
 )
-_PUNCTUATION = frozenset("(),/-:")
+_PUNCTUATION = frozenset("(),/-:[]")
 _INT64_DIGITS = 19
 _TYPED_LITERALS = frozenset({"duration", "geometry", "geography"})
 

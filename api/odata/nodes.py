@@ -37,10 +37,30 @@ class Literal:
 
 @dataclass(frozen=True)
 class Path:
-    """A property reached from the filtered entity, e.g. ``Datastream/Thing/name``."""
+    """A property reached from the filtered entity, e.g. ``Datastream/Thing/name``.
+
+    An index into a JSON array is a segment of its own, in brackets as written:
+    ``properties/readings[1]`` is ``("properties", "readings", "[1]")``. A name never starts
+    with "[", so the two cannot be confused.
+    """
 
     segments: tuple[str, ...]
     position: int
+
+
+def index_segment(index: int) -> str:
+    """The path segment of an array index, e.g. "[1]"."""
+    return f"[{index}]"
+
+
+def array_index(segment: str) -> int | None:
+    """The array index a path segment stands for, or None if it is a name."""
+    return int(segment[1:-1]) if segment.startswith("[") else None
+
+
+def shown(segments: tuple[str, ...]) -> str:
+    """A path as the client writes it, e.g. ``properties/readings[1]``, for messages."""
+    return "/".join(segments).replace("/[", "[")
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Parsing and compiling ``$orderby``: a comma-separated list of ``expression [asc|desc]``."""
+"""Parsing and compiling ``$orderby``: a comma-separated list of ``expression [asc|desc]``,
+the direction in any case."""
 
 from __future__ import annotations
 
@@ -48,9 +49,10 @@ def _item(parser: Parser) -> OrderItem:
     expression = parser.expression()
     token = parser.peek()
     descending = False
-    if token.kind == "name" and token.text in ("asc", "desc"):
+    # Clients send "ASC" and "DESC" too; after a complete key nothing else could be meant.
+    if token.kind == "name" and token.text.lower() in ("asc", "desc"):
         parser.advance()
-        descending = token.text == "desc"
+        descending = token.text.lower() == "desc"
     return OrderItem(expression, descending, position)
 
 

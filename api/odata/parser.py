@@ -1,7 +1,8 @@
 """A Pratt parser from OData expression text to the syntax tree in ``nodes``.
 
 Binding from loosest to tightest: ``or``, ``and``, ``not``, the comparisons and ``in``,
-``add``/``sub``, ``mul``/``div``/``mod``, unary minus, then literals, paths, calls, lambdas
+``add``/``sub``, ``mul``/``div``/``mod``, unary minus, then literals, paths (with indexes
+into JSON arrays, ``properties/readings[1]``), calls, lambdas
 (``Datastreams/any(d: d/name eq 'NO2')``) and parentheses. ``not`` sits below the
 comparisons, so ``not a eq b`` reads as ``not (a eq b)``, as in SQL.
 """
@@ -14,7 +15,18 @@ from decimal import Decimal
 from api.odata.errors import FilterError
 from api.odata.functions import ARITY, describe_arity
 from api.odata.lexer import Token, tokenize
-from api.odata.nodes import COMPARISONS, Binary, Call, In, Lambda, Literal, Node, Path, Unary
+from api.odata.nodes import (
+    COMPARISONS,
+    Binary,
+    Call,
+    In,
+    Lambda,
+    Literal,
+    Node,
+    Path,
+    Unary,
+    index_segment,
+)
 
 _INFIX_POWER = {"or": 10, "and": 20} | dict.fromkeys(COMPARISONS, 40) | {
     "in": 40, "add": 50, "sub": 50, "mul": 60, "div": 60, "mod": 60,
@@ -161,7 +173,7 @@ class Parser:
             return self._call(token)
         if name in _INFIX_POWER:
             raise FilterError(f"expected an expression, found '{name}'", token.position)
-        segments = [name]
+        segments = [name, *self._indexes(token)]
         while self.peek().kind == "/":
             slash = self.advance()
             segment = self.peek()
@@ -174,8 +186,24 @@ class Parser:
             self.advance()
             if segment.text in _LAMBDAS and self.peek().kind == "(":
                 return self._lambda(tuple(segments), segment, token.position)
-            segments.append(segment.text)
+            segments += [segment.text, *self._indexes(segment)]
         return Path(tuple(segments), token.position)
+
+    def _indexes(self, name: Token) -> list[str]:
+        """Array indexes written right after a name, as in ``readings[1]`` or ``m[0][2]``."""
+        indexes: list[str] = []
+        end = name.position + len(name.text)
+        # Only the bracket must touch the name: "a [0]" would be a name and a stray "[".
+        while self.peek().kind == "[" and self.peek().position == end:
+            self.advance()
+            number = self.peek()
+            if number.literal_kind != "integer" or not isinstance(number.value, int):
+                raise FilterError("an array index is a whole number from 0, as in "
+                                  f"{name.text}[0]", number.position)
+            self.advance()
+            end = self.expect("]", "']' after the array index").position + 1
+            indexes.append(index_segment(number.value))
+        return indexes
 
     def _lambda(self, path: tuple[str, ...], operator: Token, position: int) -> Node:
         self.advance()

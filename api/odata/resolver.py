@@ -54,8 +54,9 @@ class Resolver(Protocol):
 
     The compiler first asks for the whole path. When that fails it asks for ever shorter
     prefixes, and if one of them is a "json" column it reads the rest of the path inside that
-    JSON document (``properties/owner/name``). So a resolver only needs to know its real
-    columns, including json ones like ``properties``, ``parameters`` or ``result``.
+    JSON document (``properties/owner/name``, ``properties/readings[1]``). So a resolver only
+    needs to know its real columns, including json ones like ``properties``, ``parameters``
+    or ``result``; ``@iot.id`` reaches it as ``id``.
     """
 
     def resolve(self, path: tuple[str, ...], position: int) -> Column:

@@ -15,6 +15,7 @@ COLUMNS = {
     ("phenomenonTime",): Column("o.phenomenon_time", "datetime", nullable=False),
     ("location",): Column("l.location", "geometry"),
     ("properties",): Column("t.properties", "json"),
+    ("Datastream", "Thing", "id"): Column("th.id", "integer"),
     ("Datastream", "Thing", "name"): Column("th.name", "string"),
     ("Datastream", "properties"): Column("ds.properties", "json"),
     ("total",): Column("o.a + o.b", "number"),
@@ -37,10 +38,11 @@ OBSERVATIONS = Members("observations", "ob", "datastream_id", {
     ("result",): Column("ob.result", "number"),
 })
 DATASTREAMS = Members("datastreams", "d", "thing_id", {
+    ("id",): Column("d.id", "integer", nullable=False),
     ("name",): Column("d.name", "string"),
     ("unit",): Column("d.unit", "string"),
 }, {("Observations",): OBSERVATIONS})
-COLLECTIONS = {("Datastreams",): DATASTREAMS}
+COLLECTIONS: dict[tuple[str, ...], Members] = {("Datastreams",): DATASTREAMS}
 
 
 class FakeResolver:

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from api.odata import FilterError, compile_filter, parse_filter
+from api.odata import Column, FilterError, compile_filter, parse_filter
 from api.odata.functions import ARITY
 from api.odata.sqlfunctions import TRANSLATIONS
 from tests.unit.odata_fakes import FakeResolver
@@ -316,6 +316,72 @@ def test_in_is_equality_with_any_of_the_items(text: str, sql: str, params: list[
     ("result in (1, 'x')", 7, "cannot compare a number with a string"),
 ])
 def test_collection_and_in_errors_point_at_the_problem(
+    text: str, position: int, fragment: str
+) -> None:
+    error = compile_error(text)
+    assert fragment in error.message
+    assert error.position == position
+
+
+@pytest.mark.parametrize(("text", "sql", "params"), [
+    ("@iot.id eq 16", "(o.id = $1::bigint)", [16]),
+    ("Datastream/Thing/@iot.id eq 16", "(th.id = $1::bigint)", [16]),
+    ("floor(Datastream/Thing/@iot.id) eq 16 or @iot.id in (1, 2)",
+     "((floor(th.id) = $1::bigint) OR ((o.id = $2::bigint) OR (o.id = $3::bigint)))",
+     [16, 1, 2]),
+    ("Datastreams/@iot.id eq 4",
+     f"EXISTS (SELECT 1 FROM datastreams d WHERE {TIED} AND (d.id = $1::bigint))", [4]),
+    ("Datastreams/any(d: d/@iot.id gt @iot.id)",
+     f"EXISTS (SELECT 1 FROM datastreams d WHERE {TIED} AND (d.id > o.id))", []),
+])
+def test_iot_id_means_id_wherever_a_property_stands(
+    text: str, sql: str, params: list[object]
+) -> None:
+    assert sql_of(text) == (sql, params)
+
+
+def test_iot_id_inside_json_stays_a_key_as_written() -> None:
+    sql, params = sql_of("properties/@iot.id eq 'x'")
+    assert sql == "(((t.properties) #>> $1::text[]) = $2::text)"
+    assert params == [["@iot.id"], "x"]
+
+
+@pytest.mark.parametrize(("text", "keys"), [
+    ("properties/arr[1] eq 20", ["arr", "1"]),
+    ("properties/a/b[0]/c eq 20", ["a", "b", "0", "c"]),
+    ("properties/grid[2][10] eq 20", ["grid", "2", "10"]),
+    ("properties/arr[007] eq 20", ["arr", "7"]),
+])
+def test_array_indexes_join_the_json_keys_in_one_parameter(text: str, keys: list[str]) -> None:
+    sql, params = sql_of(text)
+    assert sql == (
+        "((CASE WHEN jsonb_typeof(((t.properties) #> $1::text[])) = 'number' "
+        "THEN (((t.properties) #> $1::text[]))::numeric END) = $2::bigint)"
+    )
+    assert params == [keys, 20]
+
+
+def test_an_index_may_follow_the_json_property_itself() -> None:
+    resolver = FakeResolver({("result",): Column("o.result", "json")})
+    sql, params = compile_filter(parse_filter("result[0] eq 'a'"), resolver)
+    assert sql == "(((o.result) #>> $1::text[]) = $2::text)"
+    assert params == [["0"], "a"]
+
+
+def test_indexed_json_inside_a_function_and_a_lambda() -> None:
+    assert sql_of("substringof('x', Datastream/properties/tags[0])") == (
+        "(strpos(((ds.properties) #>> $2::text[]), $1::text) > 0)", ["x", ["tags", "0"]]
+    )
+
+
+@pytest.mark.parametrize(("text", "position", "fragment"), [
+    ("name[0] eq 'a'", 0, "'name' is not JSON: an array index follows a JSON property"),
+    ("id eq 1 or Datastream/Thing/name[1] eq 'a'", 11, "'Datastream/Thing/name' is not JSON"),
+    ("colour[0] eq 1", 0, "unknown property 'colour'"),
+    ("Datastreams/any(d: d[0]/name eq 'a')", 19, "'d' stands for a member of a collection"),
+    ("properties/arr[0]/any(x: x eq 1)", 0, "'properties/arr[0]' is not a collection"),
+])
+def test_an_index_where_no_json_is_fails_before_the_database(
     text: str, position: int, fragment: str
 ) -> None:
     error = compile_error(text)

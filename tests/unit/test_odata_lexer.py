@@ -62,6 +62,14 @@ def test_names_keep_slashes_dots_and_at_signs_as_separate_or_inner_parts() -> No
     ]
 
 
+def test_brackets_of_an_array_index_are_tokens_of_their_own() -> None:
+    tokens = tokenize("properties/arr[12]")
+    assert [(t.kind, t.text, t.position) for t in tokens] == [
+        ("name", "properties", 0), ("/", "/", 10), ("name", "arr", 11), ("[", "[", 14),
+        ("literal", "12", 15), ("]", "]", 17), ("end", "", 18),
+    ]
+
+
 def test_token_positions_are_zero_based_character_offsets() -> None:
     assert [t.position for t in tokenize("  a eq 'x'")] == [2, 4, 7, 10]
 

@@ -147,3 +147,35 @@ def test_select_errors_have_positions(text: str, position: int) -> None:
     with pytest.raises(QueryOptionError) as caught:
         parse_select(text)
     assert caught.value.position == position
+
+
+@pytest.mark.parametrize(("text", "descending"), [
+    ("phenomenonTime ASC", False), ("phenomenonTime DESC", True),
+    ("phenomenonTime Desc", True), ("phenomenonTime aSc", False),
+])
+def test_orderby_reads_directions_in_any_case(text: str, descending: bool) -> None:
+    (item,) = parse_orderby(text)
+    assert item.expression == Path(("phenomenonTime",), 0)
+    assert item.descending is descending
+
+
+def test_orderby_takes_iot_id_and_indexed_json_paths() -> None:
+    items = parse_orderby("@iot.id DESC, properties/arr[1] asc, Datastream/Thing/@iot.id")
+    assert compile_orderby(items, FakeResolver()) == (
+        "o.id DESC, ((t.properties) #> $1::text[]) ASC NULLS FIRST, th.id ASC NULLS FIRST",
+        [["arr", "1"]],
+    )
+
+
+@pytest.mark.parametrize(("text", "position", "fragment"), [
+    ("result DESC DESC", 12, "unexpected 'DESC'"),
+    ("properties/arr[x]", 15, "whole number from 0"),
+    ("properties/arr[1 desc", 17, "expected ']' after the array index"),
+])
+def test_orderby_errors_in_the_new_forms_have_positions(
+    text: str, position: int, fragment: str
+) -> None:
+    with pytest.raises(FilterError) as caught:
+        parse_orderby(text)
+    assert fragment in caught.value.message
+    assert caught.value.position == position

@@ -177,3 +177,47 @@ def test_an_in_list_longer_than_the_limit_is_refused() -> None:
     with pytest.raises(FilterError, match=f"at most {MAX_IN_ITEMS}"):
         parse_filter(f"id in ({values})")
     assert isinstance(parse_filter(f"id in ({values.rsplit(',', 1)[0]})"), In)
+
+
+def test_iot_id_is_a_path_segment_as_written() -> None:
+    node = parse_filter("Datastream/Thing/@iot.id eq 16")
+    assert isinstance(node, Binary)
+    assert node.left == Path(("Datastream", "Thing", "@iot.id"), 0)
+
+
+def test_array_indexes_are_segments_of_their_own_after_the_name_they_follow() -> None:
+    node = parse_filter("properties/a/b[0]/c[1][ 02 ] eq 20")
+    assert isinstance(node, Binary)
+    assert node.left == Path(("properties", "a", "b", "[0]", "c", "[1]", "[2]"), 0)
+    assert node.right == Literal(20, "integer", 32)
+
+
+def test_an_indexed_path_is_an_operand_like_any_other() -> None:
+    assert shape(parse_filter("length(p/arr[3]) gt 1 and p/arr[0] in (1)")) == (
+        "((length(p/arr/[3]) gt 1) and (p/arr/[0] in [1]))"
+    )
+
+
+@pytest.mark.parametrize(("text", "position", "fragment"), [
+    ("p/arr[x] eq 1", 6, "an array index is a whole number from 0, as in arr[0]"),
+    ("p/arr[-1] eq 1", 6, "whole number from 0"),
+    ("p/arr[1.5] eq 1", 6, "whole number from 0"),
+    ("p/arr[1e2] eq 1", 6, "whole number from 0"),
+    ("p/arr[] eq 1", 6, "whole number from 0"),
+    ("p/arr['1'] eq 1", 6, "whole number from 0"),
+    ("p/arr[1 eq 1", 8, "expected ']' after the array index, found 'eq'"),
+    ("p/arr[1", 7, "expected ']' after the array index, found the end"),
+    ("p/arr[1[2]] eq 1", 7, "expected ']' after the array index, found '['"),
+    ("p/arr] eq 1", 5, "unexpected ']' after a complete expression"),
+    ("p/arr [1] eq 1", 6, "unexpected '[' after a complete expression"),
+    ("[1] eq 1", 0, "expected an expression, found '['"),
+    ("p/[1] eq 1", 2, "property name after '/'"),
+    ("p/arr[99999999999999999999] eq 1", 6, "64-bit"),
+])
+def test_a_malformed_array_index_names_the_problem_and_its_position(
+    text: str, position: int, fragment: str
+) -> None:
+    with pytest.raises(FilterError) as caught:
+        parse_filter(text)
+    assert fragment in caught.value.message
+    assert caught.value.position == position

@@ -41,6 +41,7 @@ TOKENS = [
     "asc", "desc", ";", "$top=1", "$select=", "@iot.id", "#", "\u00e4", "\\", "\x00",
     "in", ":", "any(", "all(", "any()", "d:", "d/name", "Datastreams", "Datastreams/name",
     "Datastreams/any(", "Datastreams/Observations/result", "Datastreams/all(d: d/unit eq 'x')",
+    "[", "]", "[0]", "[-1]", "properties/arr[1]", "Datastream/Thing/@iot.id", "ASC", "DESC",
 ]
 VALID = [
     "name eq 'Lund' and result gt 20.5",
@@ -54,6 +55,8 @@ VALID = [
     "Datastreams/any(d: d/name eq 'a' and d/Observations/all(o: o/result gt length(d/unit)))",
     "name in ('a', 'b', null) and Datastreams/name in ('x') or not Datastreams/any()",
     "Datastreams/Observations/result le 3 and Datastreams/Observations/any(o: o/result ge 1)",
+    "properties/a/b[0]/c eq 'x' and properties/m[1][2] gt @iot.id",
+    "Datastreams/any(d: d/@iot.id eq Datastream/Thing/@iot.id) or Datastreams/@iot.id in (1)",
 ]
 
 token_soup = st.lists(st.sampled_from(TOKENS), max_size=25).flatmap(
@@ -121,7 +124,8 @@ def quoted(value: str) -> str:
 numbers = st.integers(-(2**63), 2**63 - 1).map(str)
 strings = st.text(max_size=20).map(quoted)
 number_expr = st.recursive(
-    numbers | st.sampled_from(["id", "result", "length(name)", "properties/n"]),
+    numbers | st.sampled_from(
+        ["id", "@iot.id", "result", "length(name)", "properties/n", "properties/v[0][3]"]),
     lambda inner: st.tuples(inner, st.sampled_from(["add", "sub", "mul", "div", "mod"]), inner)
     .map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
     max_leaves=6,
