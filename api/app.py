@@ -23,7 +23,7 @@ from api import expand, extras, formats, mqtt_create, notifications, openapi, pa
 from api.admin import router as admin_router
 from api.auth import Authentication, KeyChecker
 from api.entities import ENTITY_SETS
-from api.errors import ApiError, BadRequest, NotFound, TooSlow, error_response
+from api.errors import ApiError, BadRequest, TooSlow, error_response
 from api.operations import base_url
 from api.ratelimit import Limit, RateLimit
 from api.serialize import entity_json, value_json
@@ -79,6 +79,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_exception_handler(asyncpg.InvalidParameterValueError, _unusable_value)
     app.include_router(extras.router)
     app.add_api_route(f"/{VERSION}", service_root, methods=["GET"])
+    # Clients that join paths to a base URL ending in a slash ask for the root so too.
+    app.add_api_route(f"/{VERSION}/", service_root, methods=["GET"], include_in_schema=False)
     app.add_api_route(f"/{VERSION}/{{path:path}}", read, methods=["GET"],
                       include_in_schema=False)
     app.include_router(write.router, prefix=f"/{VERSION}")
@@ -175,15 +177,15 @@ async def read(path: str, request: Request, store: StoreDep) -> Response:
         return JSONResponse(body)
     row = await store.entity(
         resource, [resource.member] if resource.member is not None else opts.select)
-    if row is None:
-        raise NotFound(f"no {entity.name} at /{path}")
     if resource.ref:
         return JSONResponse({"@iot.selfLink": f"{base}/{entity.set_name}({row['id']})"})
     if resource.member is not None:
         value = value_json(row[resource.member])
+        if value is None:
+            # OData: a property that is null, or its raw $value, is 204 No Content.
+            return Response(status_code=204)
         if resource.value:
-            return PlainTextResponse("" if value is None else
-                                     value if isinstance(value, str) else json.dumps(value))
+            return PlainTextResponse(value if isinstance(value, str) else json.dumps(value))
         return JSONResponse({resource.member: value})
     single = entity_json(row, entity, base, opts.select)
     await _expand(store, entity, [row], [single], expansions, base, settings)

@@ -16,11 +16,16 @@ from api.odata import ColumnType
 @dataclass(frozen=True)
 class Prop:
     """A property: its SQL expression over alias `e`, its type tag, and, where filtering
-    needs another expression than the output (a geometry, not its GeoJSON), that one."""
+    needs another expression than the output (a geometry, not its GeoJSON), that one.
+
+    `optional` properties (multiplicity 0..1 in the data model) are left out of an entity's
+    JSON when absent, rather than shown as null where a client expects an object.
+    """
 
     sql: str
     kind: ColumnType
     filter_sql: str | None = None
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,21 +53,26 @@ class EntityType:
     tiebreak: str = "e.id"
 
 
-def _geojson(column: str) -> Prop:
-    return Prop(f"ST_AsGeoJSON({column})::jsonb", "geometry", filter_sql=column)
+def _geojson(column: str, optional: bool = False) -> Prop:
+    return Prop(f"ST_AsGeoJSON({column})::jsonb", "geometry", filter_sql=column,
+                optional=optional)
 
 
 def _interval(start: str, end: str) -> Prop:
-    """A time interval, shown as ISO 8601 `start/end` (api/serialize.py); filters and
-    orders by its start."""
+    """An optional time interval, shown as ISO 8601 `start/end` (api/serialize.py);
+    filters and orders by its start."""
     return Prop(f"CASE WHEN {start} IS NOT NULL THEN tstzrange({start}, {end}, '[]') END",
-                "datetime", filter_sql=start)
+                "datetime", filter_sql=start, optional=True)
+
+
+# Every entity's `properties`: a JSON object, optional.
+_PROPERTIES = Prop("e.properties", "json", optional=True)
 
 
 THINGS = EntityType("Thing", "Things", "things", {
     "name": Prop("e.name", "string"),
     "description": Prop("e.description", "string"),
-    "properties": Prop("e.properties", "json"),
+    "properties": _PROPERTIES,
 }, {
     "Locations": Nav("Locations", "t.id IN (SELECT location_id FROM thing_locations "
                                   "WHERE thing_id = e.id)"),
@@ -75,7 +85,7 @@ LOCATIONS = EntityType("Location", "Locations", "locations", {
     "description": Prop("e.description", "string"),
     "encodingType": Prop("e.encoding_type", "string"),
     "location": _geojson("e.location"),
-    "properties": Prop("e.properties", "json"),
+    "properties": _PROPERTIES,
 }, {
     "Things": Nav("Things", "t.id IN (SELECT thing_id FROM thing_locations "
                             "WHERE location_id = e.id)"),
@@ -97,7 +107,7 @@ SENSORS = EntityType("Sensor", "Sensors", "sensors", {
     "description": Prop("e.description", "string"),
     "encodingType": Prop("e.encoding_type", "string"),
     "metadata": Prop("e.metadata", "string"),
-    "properties": Prop("e.properties", "json"),
+    "properties": _PROPERTIES,
 }, {
     "Datastreams": Nav("Datastreams", "t.sensor_id = e.id"),
 })
@@ -107,7 +117,7 @@ OBSERVED_PROPERTIES = EntityType("ObservedProperty", "ObservedProperties",
     "name": Prop("e.name", "string"),
     "definition": Prop("e.definition", "string"),
     "description": Prop("e.description", "string"),
-    "properties": Prop("e.properties", "json"),
+    "properties": _PROPERTIES,
 }, {
     "Datastreams": Nav("Datastreams", "t.observed_property_id = e.id"),
 })
@@ -118,10 +128,10 @@ DATASTREAMS = EntityType("Datastream", "Datastreams", "datastreams", {
     "observationType": Prop("e.observation_type", "string"),
     "unitOfMeasurement": Prop("jsonb_build_object('name', e.unit_name, 'symbol', "
                               "e.unit_symbol, 'definition', e.unit_definition)", "json"),
-    "observedArea": _geojson("e.observed_area"),
+    "observedArea": _geojson("e.observed_area", optional=True),
     "phenomenonTime": _interval("e.phenomenon_time_start", "e.phenomenon_time_end"),
     "resultTime": _interval("e.result_time_start", "e.result_time_end"),
-    "properties": Prop("e.properties", "json"),
+    "properties": _PROPERTIES,
 }, {
     "Thing": Nav("Things", "t.id = e.thing_id", to_one=True),
     "Sensor": Nav("Sensors", "t.id = e.sensor_id", to_one=True),
@@ -147,11 +157,12 @@ OBSERVATIONS = EntityType("Observation", "Observations", "observations", {
     # An instant, or an interval when the Observation has an end.
     "phenomenonTime": Prop("tstzrange(e.phenomenon_time, e.phenomenon_time_end, '[]')",
                            "datetime", filter_sql="e.phenomenon_time"),
+    # Mandatory, yet null until known, as the standard says: shown as null, not left out.
     "resultTime": Prop("e.result_time", "datetime"),
     "validTime": _interval("e.valid_time_start", "e.valid_time_end"),
     "result": Prop(RESULT_SHOWN, "json", filter_sql=RESULT),
-    "resultQuality": Prop("e.result_quality", "json"),
-    "parameters": Prop("e.parameters", "json"),
+    "resultQuality": Prop("e.result_quality", "json", optional=True),
+    "parameters": Prop("e.parameters", "json", optional=True),
 }, {
     "Datastream": Nav("Datastreams", "t.id = e.datastream_id", to_one=True),
     "FeatureOfInterest": Nav("FeaturesOfInterest", "t.id = e.feature_id", to_one=True),
@@ -164,7 +175,7 @@ FEATURES_OF_INTEREST = EntityType("FeatureOfInterest", "FeaturesOfInterest",
     "description": Prop("e.description", "string"),
     "encodingType": Prop("e.encoding_type", "string"),
     "feature": _geojson("e.feature"),
-    "properties": Prop("e.properties", "json"),
+    "properties": _PROPERTIES,
 }, {
     "Observations": Nav("Observations", "t.feature_id = e.id"),
 })

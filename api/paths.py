@@ -10,6 +10,9 @@ from api.entities import ENTITY_SETS, EntityType
 from api.errors import BadRequest, NotFound
 
 _SEGMENT = re.compile(r"^([A-Za-z]+)(?:\(([^()]*)\))?$")
+_ID = re.compile(r"[+-]?[0-9]+")  # OData's Int64 literal, to be checked for range
+# Ids are bigint columns: a larger one names nothing and could not even be a parameter.
+_ID_RANGE = range(-2**63, 2**63)
 
 
 @dataclass(frozen=True)
@@ -71,11 +74,23 @@ def parse(path: str) -> Resource:
     return Resource(steps)
 
 
+def text(steps: list[Step]) -> str:
+    """The path of `steps` as a request names it: `Things(1)/Datastreams(5)/Sensor`."""
+    return "/".join(_segment(step) for step in steps)
+
+
+def _segment(step: Step) -> str:
+    name = step.via or step.entity.set_name
+    return name if step.entity_id is None else f"{name}({step.entity_id})"
+
+
 def _id(raw: str, segment: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise BadRequest(f"the id in {segment!r} is not an integer") from None
+    if _ID.fullmatch(raw) is None:
+        raise BadRequest(f"the id in {segment!r} is not an integer")
+    # Length first: int() refuses strings of thousands of digits with a ValueError.
+    if len(raw.lstrip("+-").lstrip("0")) > 19 or int(raw) not in _ID_RANGE:
+        raise BadRequest(f"the id in {segment!r} is out of the 64-bit range of ids")
+    return int(raw)
 
 
 def _property(steps: list[Step], name: str, rest: list[str]) -> Resource:

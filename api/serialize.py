@@ -19,9 +19,12 @@ def entity_json(
     if select is None or "id" in select:
         out["@iot.id"] = row["id"]
         out["@iot.selfLink"] = self_link
-    for name in entity.props:
-        if name in row and (select is None or name in select):
-            out[name] = value_json(row[name])
+    for name, prop in entity.props.items():
+        if name not in row or (select is not None and name not in select):
+            continue
+        if row[name] is None and prop.optional:
+            continue  # absent, whether selected or not: no null where an object belongs
+        out[name] = value_json(row[name])
     for nav in entity.navs:
         if select is None or nav in select:
             out[f"{nav}@iot.navigationLink"] = f"{self_link}/{nav}"

@@ -14,9 +14,9 @@ from typing import Any
 
 import asyncpg
 
-from api import counts, keyset, principal
+from api import counts, keyset, paths, principal
 from api.entities import EntityType
-from api.errors import BadRequest
+from api.errors import BadRequest, NotFound
 from api.odata import ODataError, OrderItem, compile_filter, compile_orderby
 from api.odata.nodes import Node
 from api.paths import Resource, Step
@@ -128,6 +128,24 @@ def _conditions(steps: list[Step], k: int, alias: str, sql: Sql) -> str:
 _FOREIGN_KEY = re.compile(r"^t\.(\w+) = e\.id$")
 
 
+async def check_path(conn: Any, steps: list[Step]) -> None:
+    """Raise NotFound naming the first entity along `steps` that does not exist, is not
+    related to the one before, or is hidden from the principal; one query for the path.
+
+    Raises:
+        NotFound: some step addresses no entity.
+    """
+    sql = Sql()
+    tests = ", ".join(
+        f"EXISTS (SELECT 1 FROM {step.entity.table} e WHERE {_conditions(steps, k, 'e', sql)})"
+        for k, step in enumerate(steps))
+    found: list[bool] = await conn.fetchval(f"SELECT ARRAY[{tests}]", *sql.params)
+    if all(found):
+        return
+    k = found.index(False)
+    raise NotFound(f"no {steps[k].entity.name} at /{paths.text(steps[:k + 1])}")
+
+
 def columns(entity: EntityType, select: list[str] | None) -> str:
     """The id, the selected properties, and for Observations their Datastream (which the
     dataArray format groups by; it is not shown as a property)."""
@@ -188,6 +206,7 @@ class Store:
 
         Raises:
             BadRequest: the $skiptoken is malformed or the order does not take one.
+            NotFound: an entity the path passes through does not exist (or is hidden).
         """
         entity = resource.steps[-1].entity
         keys = keyset.plan(entity, options.order)
@@ -207,6 +226,9 @@ class Store:
             # $top=0 asks for the count alone: no rows to read, and no next link.
             rows = ([dict(r) for r in await conn.fetch(text, *sql.params)]
                     if options.top > 0 else [])
+            if not rows and len(resource.steps) > 1:
+                # Rows prove the path; without any, the entities it names must exist.
+                await check_path(conn, resource.steps[:-1])
             total = (await self._count(conn, resource, options, count_threshold)
                      if options.count else None)
         page, more = rows[:options.top], len(rows) > options.top
@@ -224,12 +246,20 @@ class Store:
         return await counts.count(conn, sql.from_(entity), condition, sql.params, threshold,
                                   entity.table if whole else None, guard)
 
-    async def entity(self, resource: Resource, select: list[str] | None) -> dict[str, Any] | None:
-        """The one entity the path addresses, or None."""
+    async def entity(self, resource: Resource, select: list[str] | None) -> dict[str, Any]:
+        """The one entity the path addresses.
+
+        Raises:
+            NotFound: it does not exist, or one on the way to it does not (or is hidden).
+        """
         entity = resource.steps[-1].entity
         sql = Sql()
-        text = (f"SELECT {columns(entity, select)} FROM {entity.table} e "
-                f"WHERE {scope(resource, sql)} LIMIT 1")
+        query = (f"SELECT {columns(entity, select)} FROM {entity.table} e "
+                 f"WHERE {scope(resource, sql)} LIMIT 1")
         async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(text, *sql.params)
-        return dict(row) if row is not None else None
+            row = await conn.fetchrow(query, *sql.params)
+            if row is None:
+                await check_path(conn, resource.steps)
+                # Gone between the two queries.
+                raise NotFound(f"no {entity.name} at /{paths.text(resource.steps)}")
+        return dict(row)

@@ -279,8 +279,7 @@ async def test_a_datastreams_times_and_observed_area_follow_its_observations(
     api: Api,
 ) -> None:
     stream = await new_datastream(api)
-    assert (stream["phenomenonTime"], stream["resultTime"], stream["observedArea"]) == (
-        None, None, None)
+    assert not {"phenomenonTime", "resultTime", "observedArea"} & set(stream)  # absent
     url = f"/v1.1/Datastreams({stream['@iot.id']})"
     first = await api.post(f"{url}/Observations", {
         "phenomenonTime": "2026-09-21T10:00:00Z", "resultTime": "2026-09-21T10:00:05Z",
@@ -332,8 +331,8 @@ async def test_patch_merges_json_patch_edits_and_put_replaces(api: Api) -> None:
                    content_type=JSON_PATCH)
     await api.send("PATCH", url, {"op": "remove"}, status=400, content_type=JSON_PATCH)
     replaced = await api.send("PUT", url, {"name": "Mast 3", "description": "New"})
-    assert (replaced["name"], replaced["description"], replaced["properties"]) == (
-        "Mast 3", "New", None)
+    assert (replaced["name"], replaced["description"]) == ("Mast 3", "New")
+    assert "properties" not in replaced
     assert await api.get(url) == replaced
     assert await api.send("PUT", url, replaced) == replaced  # what a GET gives, put back
     missing = await api.send("PUT", url, {"name": "Mast 4"}, status=400)
@@ -376,7 +375,7 @@ async def test_existing_entities_linked_by_id_join_the_new_or_updated_one(
                    {"Observations": [{"@iot.id": reading["@iot.id"]}]})
     assert (await api.get(f"/v1.1/Observations({reading['@iot.id']})/Datastream")
             )["@iot.id"] == target["@iot.id"]
-    assert (await api.get(f"/v1.1/Datastreams({source['@iot.id']})"))["phenomenonTime"] is None
+    assert "phenomenonTime" not in await api.get(f"/v1.1/Datastreams({source['@iot.id']})")
     assert (await api.get(f"/v1.1/Datastreams({target['@iot.id']})"))["phenomenonTime"] == \
         f"{T0}/{T0}"
     missing = await api.send("PATCH", f"/v1.1/Datastreams({target['@iot.id']})",
@@ -453,8 +452,7 @@ async def test_a_deleted_feature_takes_its_observations_out_of_the_datastreams_s
     assert (await api.get(url))["phenomenonTime"] == f"{T0}/2026-09-21T10:01:00Z"
     await api.send("DELETE", f"/v1.1/FeaturesOfInterest({ids['FeaturesOfInterest']})")
     got = await api.get(url)
-    assert (got["phenomenonTime"], got["resultTime"], got["observedArea"]) == (
-        None, None, None)
+    assert not {"phenomenonTime", "resultTime", "observedArea"} & set(got)
 
 
 async def test_a_deleted_location_keeps_history_that_has_another_location(
