@@ -153,12 +153,11 @@ async def read(path: str, request: Request, store: StoreDep) -> Response:
     opts = query.options(request.query_params, entity, settings.page_size,
                          settings.max_page_size)
     expansions = expand.parse(request.query_params.get("$expand"))
-    result_format = request.query_params.get("$resultFormat")
-    formats.check(result_format, entity)
     base = base_url(request)
+    shape = formats.requested(request.query_params.get("$resultFormat"), resource,
+                              opts.select, expansions, base, settings)
     if not resource.single:
-        read_opts = replace(opts, select=formats.needed_columns(result_format, entity,
-                                                                 opts.select))
+        read_opts = replace(opts, select=formats.needed_columns(shape, opts.select))
         page = await store.collection(resource, read_opts, settings.count_estimate_threshold)
         rows = page.rows
         body: dict[str, Any] = {}
@@ -166,8 +165,8 @@ async def read(path: str, request: Request, store: StoreDep) -> Response:
             body["@iot.count"] = page.total
         if page.more and opts.top > 0:
             body["@iot.nextLink"] = _next_link(request, opts.skip + opts.top, page.next_token)
-        if result_format is not None:
-            return formats.render(result_format, entity, rows, opts.select, base, body)
+        if shape is not None:
+            return await formats.render(shape, store.pool, rows, body)
         if resource.ref:
             body["value"] = [{"@iot.selfLink": f"{base}/{entity.set_name}({r['id']})"}
                              for r in rows]
@@ -176,7 +175,10 @@ async def read(path: str, request: Request, store: StoreDep) -> Response:
             await _expand(store, entity, rows, body["value"], expansions, base, settings)
         return JSONResponse(body)
     row = await store.entity(
-        resource, [resource.member] if resource.member is not None else opts.select)
+        resource, [resource.member] if resource.member is not None
+        else formats.needed_columns(shape, opts.select))
+    if shape is not None:
+        return await formats.render_one(shape, store.pool, row)
     if resource.ref:
         return JSONResponse({"@iot.selfLink": f"{base}/{entity.set_name}({row['id']})"})
     if resource.member is not None:

@@ -38,7 +38,7 @@ _OPTIONS = [
      "@iot.nextLink, never written by hand"),
     ("$count", "boolean", "add `@iot.count`, the number of entities matching $filter"),
     ("$resultFormat", "string", "`dataArray` (Observations), `CSV` (any set) or `GeoJSON` "
-     "(Locations, FeaturesOfInterest, Datastreams)"),
+     "(Things, Locations, Datastreams, Observations, FeaturesOfInterest), in any case"),
 ]
 
 

@@ -95,7 +95,7 @@ async def test_observations_come_back_with_their_results_and_times(
     ("/v1.1/Things(1)/Wheels", 404, "not_found"),
     ("/v1.1/Things/Datastreams", 400, "bad_request"),
     ("/v1.1/Things?$resultFormat=dataArray", 400, "bad_request"),
-    ("/v1.1/Things?$resultFormat=GeoJSON", 400, "bad_request"),
+    ("/v1.1/Sensors?$resultFormat=GeoJSON", 400, "bad_request"),
     ("/v1.1/Observations?$resultFormat=XML", 400, "bad_request"),
     ("/v1.1/Things(9223372036854775808)", 400, "bad_request"),
     ("/v1.1/Things?$top=\u00b2", 400, "bad_request"),
