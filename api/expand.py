@@ -51,20 +51,33 @@ def unparse(items: tuple[Expansion, ...]) -> str:
 
 
 def _flatten(items: tuple[Expansion, ...]) -> tuple[Expansion, ...]:
-    """`Datastreams/Observations` is `Datastreams($expand=Observations)`."""
-    heads = [item.path[0] for item in items]
-    for item in items:
-        if heads.count(item.path[0]) > 1:
-            raise BadRequest(f"$expand names {item.path[0]!r} more than once; give its "
-                             "options and nested expansions in one place", item.position)
-    out = []
+    """One expansion per navigation, each path a single step.
+
+    `Datastreams/Observations` is `Datastreams($expand=Observations)`, to any depth, and
+    `Datastream/Thing,Datastream/Sensor` is `Datastream($expand=Thing,Sensor)`.
+    """
+    order: list[str] = []
+    options: dict[str, Expansion] = {}
+    nested: dict[str, list[Expansion]] = {}
     for item in items:
         head, *rest = item.path
+        if head not in nested:
+            order.append(head)
+            nested[head] = []
         if rest:
-            inner = Expansion(tuple(rest), item.options, _flatten(item.expand), item.position)
-            out.append(Expansion((head,), {}, (inner,), item.position))
-        else:
-            out.append(Expansion((head,), item.options, _flatten(item.expand), item.position))
+            nested[head].append(Expansion(tuple(rest), item.options, item.expand, item.position))
+            continue
+        if head in options:
+            raise BadRequest(f"$expand names {head!r} more than once; give its "
+                             "options and nested expansions in one place", item.position)
+        options[head] = item
+        nested[head].extend(item.expand)
+    out = []
+    for head in order:
+        own = options.get(head)
+        first = own or nested[head][0]
+        out.append(Expansion((head,), own.options if own else {}, _flatten(tuple(nested[head])),
+                             first.position))
     return tuple(out)
 
 

@@ -100,7 +100,7 @@ async def test_observations_come_back_with_their_results_and_times(
     ("/v1.1/Things(9223372036854775808)", 400, "bad_request"),
     ("/v1.1/Things?$top=\u00b2", 400, "bad_request"),
     ("/v1.1/Things?$expand=Datastreams($skip=99999999999999999999)", 400, "bad_request"),
-    ("/v1.1/Things?$expand=Datastreams($top=1),Datastreams/Observations", 400, "bad_request"),
+    ("/v1.1/Things?$expand=Datastreams($top=1),Datastreams($top=2)", 400, "bad_request"),
     ("/v1.1/Things?$filter=name eq", 400, "bad_request"),
     ("/v1.1/Things?$filter=colour eq 'red'", 400, "bad_request"),
     ("/v1.1/Things?$filter=length(5) gt 1", 400, "bad_request"),
@@ -225,6 +225,20 @@ async def test_expand_applies_top_to_each_parent_and_a_path_expands_each_level(
     body = await get(client, "/v1.1/Things?$top=2&$expand=Datastreams/Sensor")
     assert [len(t["Datastreams"]) for t in body["value"]] == [5, 5]  # the page size
     assert all(d["Sensor"]["name"] for t in body["value"] for d in t["Datastreams"])
+
+
+async def test_a_path_of_three_steps_expands_every_step_and_shares_its_first(
+    client: httpx.AsyncClient,
+) -> None:
+    body = await get(client, "/v1.1/Observations?$top=2"
+                             "&$expand=Datastream/Thing/Locations($select=name),"
+                             "Datastream($select=name),Datastream/Sensor($select=name)")
+    for observation in body["value"]:
+        stream = observation["Datastream"]
+        assert set(stream) == {"name", "Thing", "Sensor"}
+        assert set(stream["Sensor"]) == {"name"}
+        assert [set(place) for place in stream["Thing"]["Locations"]] == [{"name"}]
+        assert "name" in stream["Thing"] and "description" in stream["Thing"]
 
 
 async def test_a_to_one_expansion_is_an_object(client: httpx.AsyncClient) -> None:

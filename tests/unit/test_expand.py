@@ -34,3 +34,24 @@ def test_an_option_odata_has_but_this_server_does_not_is_501_not_400() -> None:
         parse("Datastreams($levels=2)")
     with pytest.raises(BadRequest):
         parse("Datastreams($frobnicate=2)")
+
+
+def test_a_path_of_three_steps_nests_each_step_with_the_options_on_the_last() -> None:
+    assert tree(parse("Datastream/Thing/Locations($select=name)")) == [
+        (("Datastream",), {}, [
+            (("Thing",), {}, [(("Locations",), {"$select": "name"}, [])]),
+        ]),
+    ]
+
+
+def test_paths_that_share_a_first_step_are_one_expansion_of_it() -> None:
+    assert tree(parse("Datastream($select=name),Datastream/Thing,Datastream/Sensor")) == [
+        (("Datastream",), {"$select": "name"}, [
+            (("Thing",), {}, []), (("Sensor",), {}, []),
+        ]),
+    ]
+
+
+def test_one_navigation_expanded_by_a_path_and_inside_options_is_refused() -> None:
+    with pytest.raises(BadRequest, match="'Thing' more than once"):
+        parse("Datastream($expand=Thing($select=name)),Datastream/Thing")
