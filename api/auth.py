@@ -158,6 +158,24 @@ class KeyChecker:
         return Unauthorized(reason)
 
 
+async def key_principal(conn: Any, key_id: str) -> Principal:
+    """The principal of key `key_id`, which the broker has let in (it checked the secret):
+    for an Observation a key published over MQTT.
+
+    Raises:
+        Unauthorized: there is no such key, or it was revoked or has expired since.
+    """
+    row = await conn.fetchrow(query("api_access", "key_for_check"), key_id)
+    if row is None:
+        raise Unauthorized("the API key is not valid")
+    if row["revoked_at"] is not None:
+        raise Unauthorized(f"API key {key_id} was revoked")
+    if row["expires_at"] <= datetime.now(UTC):
+        raise Unauthorized(f"API key {key_id} expired at {row['expires_at'].isoformat()}")
+    return Principal(key_id=key_id, agency_id=row["agency_id"],
+                     agency_code=row["agency_code"], role=row["role"])
+
+
 def credentials(authorization: str) -> tuple[str, str | None]:
     """(key text, Basic username) sent in an Authorization header value; the username is
     None for Bearer, and the text empty when the header is neither form."""

@@ -1,5 +1,6 @@
 """What a write changed, described for the notifier: every entity it created or updated, as
-a GET renders it once the write is done, with the entities whose collections hold it."""
+a GET renders it once the write is done, with the entities whose collections hold it (an
+update is announced in each of them, as a creation is: docs/mqtt.md)."""
 
 from __future__ import annotations
 
@@ -51,17 +52,6 @@ async def describe(conn: Any, base: str, touched: list[Touched]) -> list[Change]
                     (r["entity_set"], r["parent"]))
     return [
         Change(t.entity_set, t.id, bodies[(t.entity_set, t.id)],
-               _new_in(t, parents.get((t.entity_set, t.id), [])), t.changed)
+               tuple(parents.get((t.entity_set, t.id), [])), t.changed)
         for t in touched if (t.entity_set, t.id) in bodies
     ]
-
-
-def _new_in(t: Touched, parents: list[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
-    """The collections the entity is new in: all its parents' for a creation; for an
-    update, only those of the links it changed (a renamed Thing is nothing new in its
-    Locations' collections)."""
-    if t.changed is None:
-        return tuple(parents)
-    navs = ENTITY_SETS[t.entity_set].navs
-    relinked = {navs[name].target for name in t.changed if name in navs}
-    return tuple(p for p in parents if p[0] in relinked)

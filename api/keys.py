@@ -23,6 +23,7 @@ from core.secrets import hash_secret, new_secret
 PREFIX = "sp_"
 DEFAULT_DAYS = 90
 _KEY = re.compile(r"^sp_(k[a-z0-9]{11})_([A-Za-z0-9_-]{16,128})$")
+_KEY_ID = re.compile(r"k[a-z0-9]{11}")
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 
@@ -40,6 +41,11 @@ class NewKey:
     role: str
     label: str
     expires_at: datetime
+
+
+def is_key_id(name: str) -> bool:
+    """Whether `name` is shaped like a key_id (as a key's MQTT username is)."""
+    return _KEY_ID.fullmatch(name) is not None
 
 
 def key_id_of(text: str) -> str | None:

@@ -10,11 +10,21 @@ Messages the platform publishes itself (notifications carry the user property
 `stadspuls-notification: 1`) and payloads that carry an `@iot.id` are not requests and are
 passed over. A payload that cannot be created is stored in `rejected_messages` with a code
 (`invalid_json`, or the API's error code such as `bad_request`) and the reason.
+
+Who published a message, the stack's broker says in the user property
+`stadspuls-publisher` (deploy/mosquitto_publisher.c). A message of an API key is created
+with that key's rights, as a POST with it would be: a writer only in its agency's
+Datastreams (on `v1.1/Observations` the broker's ACL cannot check that: the Datastream is
+in the payload), and only in those it may see; a key revoked or expired since it logged in
+is refused. A message of one of the stack's service accounts, or without the property (a
+broker without the plugin, whose ACL alone decides), is created by the platform. Each
+request is audited with its key, refusals too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 from collections.abc import AsyncIterator
@@ -28,12 +38,15 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from api import audit, principal
+from api.auth import key_principal
 from api.bodies import parse_json
-from api.errors import ApiError, TooSlow
+from api.errors import ApiError, TooSlow, Unauthorized
+from api.keys import is_key_id
 from api.operations import execute
+from api.principal import Principal
 from api.settings import ApiSettings
 from api.writer import Writer
-from core.mqtt_publish import USER_PROPERTY
+from core.mqtt_publish import PUBLISHER_PROPERTY, USER_PROPERTY
 from core.notify import VERSION
 from core.pacing import jittered
 from core.queries import query
@@ -109,21 +122,23 @@ class ObservationListener:
     async def handle(self, topic: str, payload: bytes, properties: Any) -> None:
         """Create the Observation of one message, or store why not; retries while the
         database is away."""
-        if USER_PROPERTY in (getattr(properties, "UserProperty", None) or []):
+        names = getattr(properties, "UserProperty", None) or []
+        if USER_PROPERTY in names:
             return
-        # The broker's ACL decided who may publish here; the database lets the listener
-        # write, and the audit log names the Datastream's agency.
+        publisher = next((value for name, value in reversed(names)
+                          if name == PUBLISHER_PROPERTY), None)
+        # Rejects and key look-ups are the platform's own; the creation, the publisher's.
         token = principal.current.set(principal.PLATFORM)
         try:
-            await self._attempts(topic, payload)
+            await self._attempts(topic, payload, publisher)
         finally:
             principal.current.reset(token)
 
-    async def _attempts(self, topic: str, payload: bytes) -> None:
+    async def _attempts(self, topic: str, payload: bytes, publisher: str | None) -> None:
         delay = 0.5
         for attempt in itertools.count(1):
             try:
-                await self._create(topic, payload)
+                await self._create(topic, payload, publisher)
                 return
             except TooSlow as exc:
                 # A message that is too slow every time would hold up the rest forever.
@@ -138,7 +153,7 @@ class ObservationListener:
                 await asyncio.sleep(jittered(delay))
                 delay = min(delay * 2, 30.0)
 
-    async def _create(self, topic: str, payload: bytes) -> None:
+    async def _create(self, topic: str, payload: bytes, publisher: str | None) -> None:
         try:
             body = parse_json(payload)
         except ApiError as exc:
@@ -147,26 +162,46 @@ class ObservationListener:
         if isinstance(body, dict) and "@iot.id" in body:
             return  # an entity as published, not a request to create one
         path = topic[len(self.prefix):].removeprefix(f"{VERSION}/")
+        target = f"{VERSION}/{path}"
+        pool = self.app.state.store.pool
         try:
-            async with self.app.state.store.pool.acquire() as conn, conn.transaction():
+            who = await self._publisher(publisher)
+        except Unauthorized as exc:
+            await self._reject(topic, payload, exc.code, str(exc))
+            await audit.record_refusal(pool, _refused(publisher), "mqtt", "create", target,
+                                       exc.status)
+            return
+        token = principal.current.set(who)  # for the database's row-level security too
+        try:
+            async with pool.acquire() as conn, conn.transaction():
                 writer = Writer(conn, self.base)
                 outcome = await execute(writer, "POST", path, body)
-                await self._audit(conn, writer, path)
+                await self._audit(conn, writer, target, who)
         except TooSlow:
             raise
         except ApiError as exc:
             await self._reject(topic, payload, exc.code, str(exc))
+            await audit.record_refusal(pool, who, "mqtt", "create", target, exc.status)
             return
+        finally:
+            principal.current.reset(token)
         log.debug("created %s over MQTT", outcome.location,
                   extra={"action": "mqtt_observation_created"})
         await self.app.state.notifier.notify(outcome.changes)
 
-    async def _audit(self, conn: Any, writer: Writer, path: str) -> None:
+    async def _publisher(self, publisher: str | None) -> Principal:
+        """Who a message acts for: the key the broker names, else the platform (a
+        service account, or a broker that names nobody, whose ACL alone decides)."""
+        if publisher is None or not is_key_id(publisher):
+            return principal.PLATFORM
+        async with self.app.state.store.pool.acquire() as conn:
+            return await key_principal(conn, publisher)
+
+    async def _audit(self, conn: Any, writer: Writer, target: str, who: Principal) -> None:
         touched = audit.entities(writer.touched)
         observation = touched.get("Observations", [None])[0]
         owner = await conn.fetchval(query("api_access", "owner_observations"), observation)
-        await audit.record(conn, principal.PLATFORM, "mqtt", "create",
-                           f"{VERSION}/{path}", touched, 201, agency_id=owner)
+        await audit.record(conn, who, "mqtt", "create", target, touched, 201, agency_id=owner)
 
     async def _reject(self, topic: str, payload: bytes, code: str, reason: str) -> None:
         log.info("MQTT Observation rejected (%s): %s", code, reason,
@@ -174,6 +209,11 @@ class ObservationListener:
         async with self.app.state.store.pool.acquire() as conn:
             await conn.execute(query("api_write", "insert_rejected_message"), topic, payload,
                                code, reason)
+
+
+def _refused(publisher: str | None) -> Principal:
+    """A key that was refused, for its audit row: its id only."""
+    return dataclasses.replace(principal.ANONYMOUS, key_id=publisher)
 
 
 @asynccontextmanager

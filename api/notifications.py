@@ -6,6 +6,11 @@ are confined to that Datastream's own topics (core/notify.py). Whether a Datastr
 restricted is read at notification time on a connection of the notifier's own, as the
 stack's database user, so row-level security of the request does not hide it; when that
 read fails, such changes are not published at all rather than published everywhere.
+
+`$select` topics (`v1.1/Things?$select=name`) are published while someone is subscribed
+to them: a watcher follows the broker's log of subscriptions on `$SYS/broker/log/...`
+(core/subscriptions.py), which the stack's broker publishes and lets only the API's
+account read.
 """
 
 from __future__ import annotations
@@ -13,16 +18,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import secrets
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
+import aiomqtt
 import asyncpg
 
 from api.settings import ApiSettings
 from core.mqtt_publish import Publisher
 from core.notify import Change, MqttNotifier, Notifier, NullNotifier, mqtt_notifier
+from core.pacing import jittered
 from core.queries import query
+from core.subscriptions import LOG_TOPICS, Subscriptions
 from core.usage import OwnerTally
 
 log = logging.getLogger(__name__)
@@ -35,8 +44,10 @@ class ConfiningNotifier(MqttNotifier):
     """An MqttNotifier that confines the changes of restricted Datastreams first."""
 
     def __init__(self, publisher: Publisher, prefix: str, database_url: str,
-                 published: OwnerTally | None = None) -> None:
-        super().__init__(publisher, prefix, published)
+                 published: OwnerTally | None = None,
+                 subscriptions: Subscriptions | None = None) -> None:
+        super().__init__(publisher, prefix, published, subscriptions)
+        self.watcher: SubscriptionWatcher | None = None
         self.database_url = database_url
         self._pool: Any = None
         # Writes notify concurrently: the first ones must not each make a pool.
@@ -89,6 +100,49 @@ class ConfiningNotifier(MqttNotifier):
         return self._pool
 
 
+class SubscriptionWatcher:
+    """Follows the broker's log of connections and subscriptions into `subscriptions`,
+    reconnecting with jittered exponential backoff."""
+
+    def __init__(self, settings: ApiSettings, subscriptions: Subscriptions) -> None:
+        self.settings = settings
+        self.subscriptions = subscriptions
+        self.ready = asyncio.Event()  # subscribed to the log; tests wait for it
+
+    async def run(self) -> None:
+        """Watch until cancelled."""
+        delay = 0.5
+        while True:
+            try:
+                await self._session()
+                delay = 0.5
+            except aiomqtt.MqttError as exc:
+                log.warning("cannot follow the broker's subscriptions: %s; retrying in "
+                            "%.1f s", exc, delay, extra={"action": "subscriptions_lost"})
+            except Exception:  # the watcher outlives any one failure
+                log.exception("following the broker's subscriptions failed; restarting in "
+                              "%.1f s", delay, extra={"action": "subscriptions_failed"})
+            self.ready.clear()
+            self.subscriptions.reconnected()
+            await asyncio.sleep(jittered(delay))
+            delay = min(delay * 2, 30.0)
+
+    async def _session(self) -> None:
+        login = self.settings.mqtt_login()
+        async with aiomqtt.Client(
+                self.settings.mqtt_host, self.settings.mqtt_port,
+                identifier=f"{self.settings.mqtt_client_id}-subscriptions-"
+                           f"{secrets.token_hex(3)}",
+                username=login[0] if login else None,
+                password=login[1] if login else None) as client:
+            for topic in LOG_TOPICS:
+                await client.subscribe(topic, qos=1)
+            self.ready.set()
+            async for message in client.messages:
+                if isinstance(message.payload, bytes | str):
+                    self.subscriptions.heard(str(message.topic), message.payload)
+
+
 def _datastream(change: Change) -> int | None:
     if change.entity_set == "Datastreams":
         return change.id
@@ -107,9 +161,15 @@ async def notifier(settings: ApiSettings,
                              f"{settings.mqtt_client_id}-notify",
                              settings.topic_prefix, login=settings.mqtt_login(),
                              published=published) as mqtt:
+        subscriptions = Subscriptions()
         confining = ConfiningNotifier(mqtt.publisher, mqtt.prefix, settings.database_url,
-                                      mqtt.published)
+                                      mqtt.published, subscriptions)
+        confining.watcher = SubscriptionWatcher(settings, subscriptions)
+        watching = asyncio.create_task(confining.watcher.run(), name="api.subscriptions")
         try:
             yield confining
         finally:
+            watching.cancel()
+            with suppress(asyncio.CancelledError):
+                await watching
             await confining.close()

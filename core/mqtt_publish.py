@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 # Every notification carries it, so that a client subscribed to the same topics for
 # another reason (the API creating Observations published by devices) can tell them apart.
 USER_PROPERTY = ("stadspuls-notification", "1")
+# The user property in which the stack's broker names the account that published a message
+# (deploy/mosquitto_publisher.c); the last one of a message is the broker's.
+PUBLISHER_PROPERTY = "stadspuls-publisher"
 
 LOG_EVERY_S = 10.0
 CONNECT, CONNACK, PUBLISH, PINGREQ, PINGRESP, DISCONNECT = 0x10, 0x20, 0x30, 0xC0, 0xD0, 0xE0

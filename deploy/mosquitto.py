@@ -10,7 +10,14 @@ rendered from the database (devices/broker_access.py), and two more loopback lis
 speak TLS with the stack's own CA (deploy/tls.py): one for username and password, one that
 requires a client certificate of that CA and takes the username from its common name. That
 one reads an ACL file of its own, which grants only the certificate identities of active
-accounts (a password account's name has no grants there).
+accounts (a password account's name has no grants there). Each listener then loads a
+plugin of the stack's own (deploy/mosquitto_publisher.c, compiled at start), which names
+the publisher of each message in an MQTT 5 user property, so that the API can check the
+rights of a key that publishes an Observation.
+
+The broker publishes its log, subscriptions included, on `$SYS/broker/log/...`, which the
+ACL lets only the API's account read: the API publishes `$select` notification topics
+only while someone is subscribed to them (core/subscriptions.py).
 """
 
 from __future__ import annotations
@@ -18,14 +25,41 @@ from __future__ import annotations
 import pwd
 import shutil
 import signal
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.errors import SystemSetupError
 from deploy.ports import accepts
 from deploy.process import ManagedProcess
 from deploy.tls import Authority
 
 MOSQUITTO = "/usr/sbin/mosquitto"
+PLUGIN_SOURCE = Path(__file__).with_name("mosquitto_publisher.c")
+PLUGIN_NAME = "stadspuls_publisher.so"
+
+
+def build_plugin(target: Path) -> Path:
+    """Compile the publisher plugin to `target`, unless it is there and newer than its
+    source (about 0.2 s with gcc); `target`.
+
+    Raises:
+        SystemSetupError: it does not compile (gcc or Mosquitto's plugin headers, from
+            the package mosquitto-dev, are missing).
+    """
+    if target.exists() and target.stat().st_mtime >= PLUGIN_SOURCE.stat().st_mtime:
+        return target
+    building = target.with_name(f".{target.name}.building")
+    try:
+        subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(building),
+                        str(PLUGIN_SOURCE)], check=True, capture_output=True, text=True)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        detail = getattr(exc, "stderr", None) or str(exc)
+        raise SystemSetupError(f"the broker's publisher plugin does not compile "
+                               f"(are gcc and mosquitto-dev installed?): {detail}") from exc
+    building.chmod(0o755)
+    building.replace(target)
+    return target
 
 
 @dataclass(frozen=True)
@@ -39,10 +73,15 @@ class BrokerAuth:
     mtls_port: int
     authority: Authority
 
+    @property
+    def plugin(self) -> Path:
+        """The compiled publisher plugin, beside the access files."""
+        return self.password_file.parent / PLUGIN_NAME
+
     def render(self) -> list[str]:
         """The access lines of the plain listener, then the two TLS listeners."""
         password = ["allow_anonymous false", f"password_file {self.password_file}",
-                    f"acl_file {self.acl_file}"]
+                    f"acl_file {self.acl_file}", f"plugin {self.plugin}"]
         tls = [f"cafile {self.authority.ca_cert}", f"certfile {self.authority.server_cert}",
                f"keyfile {self.authority.server_key}", "tls_version tlsv1.2"]
         return [
@@ -58,6 +97,7 @@ class BrokerAuth:
             f"listener {self.mtls_port} 127.0.0.1",
             "allow_anonymous false",
             f"acl_file {self.certificate_acl_file}",
+            f"plugin {self.plugin}",
             *tls,
             "require_certificate true",
             "use_identity_as_username true",
@@ -101,10 +141,15 @@ class BrokerConfig:
             f"max_packet_size {self.max_packet_size}",
             "",
             "log_dest stdout",
+            "# The log on $SYS/broker/log/...: the API learns from it which $select topics",
+            "# clients subscribe to (who connects, subscribes, unsubscribes, goes).",
+            "log_dest topic",
             "log_type error",
             "log_type warning",
             "log_type notice",
             "log_type information",
+            "log_type subscribe",
+            "log_type unsubscribe",
             "log_timestamp_format %Y-%m-%dT%H:%M:%S",
             "connection_messages true",
         ]
@@ -132,8 +177,11 @@ class MosquittoBroker:
         return self.config.port
 
     def prepare(self) -> None:
-        """Write the configuration and create the directories the broker writes to."""
+        """Write the configuration, build the plugin it names, and create the directories
+        the broker writes to."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.auth is not None:
+            build_plugin(self.config.auth.plugin)
         self.config_file.write_text(self.config.render())
         if self.run_as is not None:
             group = pwd.getpwnam(self.run_as).pw_gid

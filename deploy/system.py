@@ -73,6 +73,8 @@ def ensure_system(*, debian_mirror: str | None = None) -> Postgres:
         f"postgresql-server-dev-{postgres.major}",
         f"postgresql-{postgres.major}-postgis-3",
         "mosquitto",
+        "mosquitto-dev",  # with libmosquitto-dev: headers of deploy/mosquitto_publisher.c
+        "libmosquitto-dev",
         "cmake",
         "gcc",
         "make",

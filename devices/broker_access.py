@@ -12,9 +12,12 @@ rules (docs/mqtt.md):
   or one naming any other account, may do nothing there;
 - an API key reads `v1.1/#` except the topics of another agency's restricted Datastreams
   (`topic deny` wins over a grant in Mosquitto); a writer key may also publish Observations
-  on `v1.1/Datastreams({id})/Observations` of its agency's Datastreams; an admin key reads
-  and writes `v1.1/#`;
-- a service account gets the lines it is given.
+  on `v1.1/Datastreams({id})/Observations` of its agency's Datastreams, and on
+  `v1.1/Observations`, where the Datastream is in the payload and the API checks the key's
+  right to it (the broker names the publisher: deploy/mosquitto_publisher.c); an admin key
+  reads and writes `v1.1/#`;
+- a service account gets the lines it is given; only the API's reads the broker's log
+  (`$SYS/broker/log/#`: who connects and subscribes to what).
 
 `AccessSync` renders the three files, writes them atomically when they changed and sends
 the broker SIGHUP, which makes it reload them and disconnect clients whose credentials went.
@@ -46,7 +49,8 @@ SYNC_EVERY_S = 30.0
 
 INGEST_ACL = ("topic read devices/+/senml", "topic read gateways/+/senml",
               "topic readwrite v1.1/#")
-API_ACL = ("topic readwrite v1.1/#",)
+# The API learns from the broker's log which $select topics clients subscribe to.
+API_ACL = ("topic readwrite v1.1/#", "topic read $SYS/broker/log/#")
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ def key_acl(role: str, agency_id: int, restricted: list[tuple[int, int]],
               for t in datastream_topics(ds)]
     if role == "writer":
         lines += [f"topic write v1.1/Datastreams({ds})/Observations" for ds in own]
+        lines.append("topic write v1.1/Observations")
     return lines
 
 

@@ -29,7 +29,8 @@ def test_a_reader_key_reads_everything_but_other_agencies_restricted_datastreams
 def test_a_writer_key_may_also_publish_observations_of_its_agencys_datastreams() -> None:
     assert key_acl("writer", 2, RESTRICTED, [6]) == [
         "topic read v1.1/#", "topic deny v1.1/Datastreams(5)",
-        "topic deny v1.1/Datastreams(5)/#", "topic write v1.1/Datastreams(6)/Observations"]
+        "topic deny v1.1/Datastreams(5)/#", "topic write v1.1/Datastreams(6)/Observations",
+        "topic write v1.1/Observations"]  # the API checks the Datastream it names
 
 
 def test_an_admin_key_reads_and_writes_every_sensorthings_topic() -> None:
@@ -58,6 +59,11 @@ def test_with_auth_the_broker_refuses_anonymous_clients_and_listens_for_tls_too(
                 "acl_file /s/acl"} <= access
     assert {"allow_anonymous false", "acl_file /s/acl-certificates",
             "require_certificate true", "use_identity_as_username true"} <= mtls
+    for access in (plain, tls, mtls):  # the plugin that names each message's publisher
+        assert "plugin /s/stadspuls_publisher.so" in access
+    # The log, subscriptions included, on $SYS/broker/log/... for the API.
+    assert {"log_dest topic", "log_type subscribe", "log_type unsubscribe",
+            "log_type notice"} <= set(lines)
     assert not {line for line in mtls if line.startswith("password_file")}
     assert "allow_anonymous true" not in lines
 

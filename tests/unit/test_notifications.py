@@ -34,23 +34,31 @@ def test_a_creation_goes_to_its_entity_set_and_to_each_parent_collection() -> No
     ]
 
 
-def test_an_update_goes_to_the_entity_and_to_each_changed_property() -> None:
+def test_an_update_goes_to_the_entity_each_changed_property_and_its_entity_set() -> None:
     change = Change("Things", 1, THING, changed=("name",))
     assert decoded(messages(change)) == [
         ("v1.1/Things(1)", THING),
         ("v1.1/Things(1)/name", {"name": "Station"}),
+        ("v1.1/Things", THING),
     ]
 
 
 def test_a_changed_navigation_property_has_no_property_topic() -> None:
     change = Change("Things", 1, THING, changed=("Locations",))
-    assert [topic for topic, _ in messages(change)] == ["v1.1/Things(1)"]
+    assert [topic for topic, _ in messages(change)] == ["v1.1/Things(1)", "v1.1/Things"]
 
 
-def test_an_update_that_joins_a_collection_is_announced_there() -> None:
-    change = Change("Things", 1, THING, parents=(("Locations", 4),), changed=())
-    assert [topic for topic, _ in messages(change)] == ["v1.1/Things(1)",
-                                                        "v1.1/Locations(4)/Things"]
+def test_an_updated_observation_is_announced_in_its_datastreams_collection() -> None:
+    observation = {"@iot.id": 9, "result": 2.5}
+    change = Change("Observations", 9, observation, changed=("result",),
+                    parents=(("Datastreams", 5), ("FeaturesOfInterest", 7)))
+    assert decoded(messages(change)) == [
+        ("v1.1/Observations(9)", observation),
+        ("v1.1/Observations(9)/result", {"result": 2.5}),
+        ("v1.1/Observations", observation),
+        ("v1.1/Datastreams(5)/Observations", observation),
+        ("v1.1/FeaturesOfInterest(7)/Observations", observation),
+    ]
 
 
 def test_the_prefix_goes_before_every_topic() -> None:
