@@ -569,15 +569,17 @@ async def test_only_changes_ingest_reads_reload_its_registry(
         await listener.close()
 
 
-async def test_an_update_is_new_only_in_the_collections_of_the_links_it_changed(
+async def test_an_update_is_announced_in_every_collection_that_holds_the_entity(
     api: Api,
 ) -> None:
     made = await api.post("/v1.1/Things", thing(Locations=[location()]))
+    first = await api.get(f"/v1.1/Things({made['@iot.id']})/Locations")
     other = await api.post("/v1.1/Locations", location("Slussen"))
     api.notified.changes.clear()
     await api.send("PATCH", f"/v1.1/Things({made['@iot.id']})", {"name": "Renamed"})
     (renamed,) = api.notified.changes
-    assert (renamed.changed, renamed.parents) == (("name",), ())
+    assert (renamed.changed, renamed.parents) == (
+        ("name",), (("Locations", first["value"][0]["@iot.id"]),))
     api.notified.changes.clear()
     await api.send("PATCH", f"/v1.1/Things({made['@iot.id']})",
                    {"Locations": [{"@iot.id": other["@iot.id"]}]})
