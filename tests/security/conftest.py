@@ -57,7 +57,8 @@ class SecureStack:
         if username is not None and password is None:
             password = self.fleet_secrets[username]
         async with aiomqtt.Client("127.0.0.1", options.pop("port", self.port),
-                                  identifier=f"test-{uuid.uuid4().hex[:8]}",
+                                  identifier=options.pop("identifier",
+                                                         f"test-{uuid.uuid4().hex[:8]}"),
                                   username=username, password=password, **options) as client:
             yield client
 

@@ -1,0 +1,178 @@
+"""Claims, on the stack as `up` runs it (authentication on): the broker names the publisher
+of each message, so a writer's key may publish an Observation on `v1.1/Observations` and
+it is created only in a Datastream that key may write, audited under the key; a claimed
+publisher is refused by the broker. The broker's log of subscriptions, from which the API
+learns the `$select` topics, is read by the API's account alone."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import aiomqtt
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from api.app import create_app
+from api.settings import ApiSettings
+from core.mqtt_publish import PUBLISHER_PROPERTY
+from tests.integration.conftest import eventually
+from tests.security.conftest import SecureStack, api_key
+
+OWNER, OTHER = "miljoforvaltningen", "trafikkontoret"
+
+
+@asynccontextmanager
+async def running_api(secure: SecureStack) -> AsyncIterator[Any]:
+    """The API in this process on the stack, logged in to the broker as `up` logs it in."""
+    settings = ApiSettings(database_url=secure.database_url, mqtt_port=secure.port,
+                           mqtt_client_id=f"api-{uuid.uuid4().hex[:8]}",
+                           **secure.local.service_login("stadspuls-api"))
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        async with asyncio.timeout(20):
+            await app.state.observation_listener.ready.wait()
+        yield app
+
+
+async def admitted(secure: SecureStack, *keys: tuple[str, str]) -> None:
+    for key in keys:
+        await eventually(lambda key=key: secure.admits(*key), within=10)  # type: ignore[misc]
+
+
+async def datastream_of(db: Any, agency: str, access: str) -> int:
+    return int(await db.fetchval(
+        "SELECT min(d.id) FROM datastreams d JOIN agencies a ON a.id = d.agency_id "
+        "WHERE a.code = $1 AND d.access = $2", agency, access))
+
+
+def observation(datastream: int, at: str, result: float) -> bytes:
+    return json.dumps({"phenomenonTime": at, "result": result,
+                       "Datastream": {"@iot.id": datastream}}).encode()
+
+
+async def stored(db: Any, datastream: int, at: str) -> bool:
+    return bool(await db.fetchval(
+        "SELECT count(*) FROM observations WHERE datastream_id = $1 AND phenomenon_time = $2",
+        datastream, datetime.fromisoformat(at)))
+
+
+async def test_a_writer_key_creates_on_the_observations_topic_only_what_it_may_write(
+    secure: SecureStack, secure_db: Any
+) -> None:
+    writer, reader = (await api_key(secure_db, OWNER, "writer"),
+                      await api_key(secure_db, OWNER, "reader"))
+    own = await datastream_of(secure_db, OWNER, "open")
+    others = await datastream_of(secure_db, OTHER, "open")
+    hidden = await datastream_of(secure_db, OTHER, "restricted")
+    await admitted(secure, writer, reader)
+    stamp = uuid.uuid4().int % 10**6
+    at = [f"2026-10-0{n}T00:00:{stamp % 60:02d}Z" for n in range(1, 6)]
+    async with running_api(secure):
+        async with secure.client(*reader, protocol=aiomqtt.ProtocolVersion.V5) as client:
+            await client.publish("v1.1/Observations", observation(own, at[0], 1), qos=1)
+        async with secure.client(*writer, protocol=aiomqtt.ProtocolVersion.V5) as client:
+            await client.publish("v1.1/Observations", observation(others, at[1], 2), qos=1)
+            await client.publish("v1.1/Observations", observation(hidden, at[2], 3), qos=1)
+            claimed = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            claimed.UserProperty = [(PUBLISHER_PROPERTY, "stadspuls-api")]
+            await client.publish("v1.1/Observations", observation(others, at[3], 4), qos=1,
+                                 properties=claimed)
+            await client.publish("v1.1/Observations", observation(own, at[4], 5), qos=1)
+        await eventually(lambda: stored(secure_db, own, at[4]))  # the last one published
+        audited = await secure_db.fetch(
+            "SELECT target, status, agency_id, entities FROM audit_log "
+            "WHERE channel = 'mqtt' AND key_id = $1 ORDER BY id", writer[0])
+        rejects = await secure_db.fetch(
+            "SELECT payload, code FROM rejected_messages WHERE topic = 'v1.1/Observations' "
+            "ORDER BY id")
+    assert not await stored(secure_db, own, at[0])  # a reader's: the broker's ACL drops it
+    assert not await stored(secure_db, others, at[1])  # another agency's Datastream
+    assert not await stored(secure_db, hidden, at[2])  # one it may not even see
+    assert not await stored(secure_db, others, at[3])  # a claimed publisher: the broker drops it
+    mine = [(json.loads(r["payload"])["result"], r["code"]) for r in rejects
+            if json.loads(r["payload"])["phenomenonTime"] in at]
+    assert mine[0] == (2, "forbidden") and mine[1][0] == 3 and len(mine) == 2
+    assert [r["status"] for r in audited][0::2] == [403, 201]
+    assert audited[1]["status"] in (400, 404) and len(audited) == 3
+    assert audited[2]["agency_id"] == await secure_db.fetchval(
+        "SELECT id FROM agencies WHERE code = $1", OWNER)
+    assert json.loads(audited[2]["entities"])["Observations"]
+
+
+async def test_a_key_revoked_since_it_logged_in_creates_nothing_over_mqtt(
+    secure: SecureStack, secure_db: Any
+) -> None:
+    writer = await api_key(secure_db, OWNER, "writer")
+    own = await datastream_of(secure_db, OWNER, "open")
+    await admitted(secure, writer)
+    at = f"2026-10-09T00:00:{uuid.uuid4().int % 60:02d}Z"
+    async with running_api(secure), \
+            secure.client(*writer, protocol=aiomqtt.ProtocolVersion.V5) as client:
+        # Revoked in the database; the broker has not yet rendered it out.
+        await secure_db.execute("UPDATE api_keys SET revoked_at = now() WHERE key_id = $1",
+                                writer[0])
+        await client.publish("v1.1/Observations", observation(own, at, 6), qos=1)
+
+        async def refused() -> bool:
+            return bool(await secure_db.fetchval(
+                "SELECT count(*) FROM audit_log WHERE key_id = $1 AND status = 401",
+                writer[0]))
+
+        await eventually(refused)
+    assert not await stored(secure_db, own, at)
+
+
+@pytest.mark.parametrize("prying", ["admin", "reader", "stadspuls-ingest"])
+async def test_only_the_api_account_reads_the_brokers_log_of_subscriptions(
+    secure: SecureStack, secure_db: Any, prying: str
+) -> None:
+    if prying == "stadspuls-ingest":
+        login = secure.local.service_login(prying)
+        other = (prying, login["mqtt_password_file"].read_text().strip())
+    else:
+        other = await api_key(secure_db, OWNER if prying == "reader" else "city", prying)
+    subscriber = await api_key(secure_db, OWNER)
+    await admitted(secure, other, subscriber)
+    login = secure.local.service_login("stadspuls-api")
+    api = ("stadspuls-api", login["mqtt_password_file"].read_text().strip())
+    marker = f"selecting-{uuid.uuid4().hex[:8]}"
+    async with secure.client(*api) as api_client, secure.client(*other) as nosy:
+        await api_client.subscribe("$SYS/broker/log/#")
+        for topic in ("$SYS/#", "$SYS/broker/log/#", "#"):
+            await nosy.subscribe(topic)
+        overheard: list[str] = []
+        collecting = asyncio.create_task(collect(nosy, overheard))
+        try:
+            async with secure.client(*subscriber, identifier=marker) as selecting:
+                await selecting.subscribe("v1.1/Things?$select=name")
+            heard = await lines_about(api_client, marker)
+            await asyncio.sleep(1)  # what the other account would have got by now
+        finally:
+            collecting.cancel()
+            await asyncio.gather(collecting, return_exceptions=True)
+    assert f"{marker} 0 v1.1/Things?$select=name" in "\n".join(heard)
+    assert [topic for topic in overheard if topic.startswith("$SYS")] == []
+
+
+async def collect(client: aiomqtt.Client, into: list[str]) -> None:
+    async for message in client.messages:
+        into.append(str(message.topic))
+
+
+async def lines_about(client: aiomqtt.Client, marker: str) -> list[str]:
+    """The log lines `client` receives, up to the one saying `marker` subscribed."""
+    lines: list[str] = []
+    async with asyncio.timeout(15):
+        async for message in client.messages:
+            assert isinstance(message.payload, bytes)
+            lines.append(message.payload.decode())
+            if f"{marker} 0 " in lines[-1]:
+                return lines
+    raise AssertionError("no subscription in the log")
