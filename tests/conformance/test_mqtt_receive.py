@@ -1,7 +1,12 @@
 """Conformance class Receive updates via MQTT: committed creations and updates are
-published on the standard's topics, the payload being the entity as a GET answers it."""
+published on the standard's topics, the payload being the entity as a GET answers it (an
+update on the entity set and collection topics too), and on `$select` topics with only the
+selected properties."""
 
 from __future__ import annotations
+
+import asyncio
+import json
 
 import aiomqtt
 import httpx
@@ -65,3 +70,52 @@ async def test_an_update_is_published_on_the_entity_and_property_topics(
     assert await notification(mqtt) == await get(api, f"/v1.1/Things({thing})")
     # Put the name back for the other tests of the module.
     await api.patch(f"/v1.1/Things({thing})", json={"name": STATIONS[2].name})
+
+
+async def test_an_updated_observation_is_published_on_its_datastreams_and_set_topics(
+    api: httpx.AsyncClient, dataset: Dataset, api_settings: ApiSettings, mqtt: aiomqtt.Client
+) -> None:
+    ds = dataset.datastreams[STATIONS[0].streams[0].name]
+    made = await api.post(f"/v1.1/Datastreams({ds})/Observations",
+                          json={"phenomenonTime": "2026-10-03T10:00:00Z", "result": 1.0})
+    assert made.status_code == 201, made.text
+    prefix = api_settings.topic_prefix
+    await subscribed(mqtt, f"{prefix}v1.1/Datastreams({ds})/Observations")
+    await subscribed(mqtt, f"{prefix}v1.1/Observations")
+    url = f"/v1.1/Observations({made.json()['@iot.id']})"
+    response = await api.patch(url, json={"result": 2.0})
+    assert response.status_code == 200, response.text
+    updated = []
+    while len(updated) < 2:  # the creation's own notifications may come first
+        body = await notification(mqtt)
+        if body.get("result") == 2.0:
+            updated.append(body)
+    assert updated == [await get(api, url)] * 2
+
+
+async def test_a_select_topic_gets_each_new_entity_with_only_the_selected_properties(
+    api: httpx.AsyncClient, dataset: Dataset, api_settings: ApiSettings, mqtt: aiomqtt.Client
+) -> None:
+    ds = dataset.datastreams[STATIONS[0].streams[0].name]
+    topic = (f"{api_settings.topic_prefix}v1.1/Datastreams({ds})/Observations"
+             "?$select=result,phenomenonTime")
+    await mqtt.subscribe(topic, qos=1)
+    # The API learns of the subscription from the broker's log a moment later: until then
+    # nothing goes to the topic, so post until something does.
+    for minute in range(20):
+        at = f"2026-10-03T11:{minute:02d}:00Z"
+        response = await api.post(f"/v1.1/Datastreams({ds})/Observations",
+                                  json={"phenomenonTime": at, "result": minute})
+        assert response.status_code == 201, response.text
+        try:
+            async with asyncio.timeout(1):
+                async for message in mqtt.messages:
+                    assert str(message.topic) == topic
+                    assert isinstance(message.payload, bytes)
+                    body = json.loads(message.payload)
+                    assert body == {"phenomenonTime": body["phenomenonTime"],
+                                    "result": int(body["phenomenonTime"][14:16])}
+                    return
+        except TimeoutError:
+            continue
+    raise AssertionError("nothing came on the $select topic")
