@@ -50,10 +50,7 @@ class ObservationJson(msgspec.Struct):
     self_link: str = msgspec.field(name="@iot.selfLink")
     phenomenon_time: datetime = msgspec.field(name="phenomenonTime")
     result_time: None = msgspec.field(name="resultTime")
-    valid_time: None = msgspec.field(name="validTime")
     result: Any
-    result_quality: None = msgspec.field(name="resultQuality")
-    parameters: None
     datastream_link: str = msgspec.field(name="Datastream@iot.navigationLink")
     feature_link: str = msgspec.field(name="FeatureOfInterest@iot.navigationLink")
 
@@ -132,8 +129,8 @@ class ObservationAnnouncer:
             link = f"{base}/Observations({id})"
             result = (number if number is not None else integer if integer is not None
                       else string if string is not None else boolean)
-            payload = encode(ObservationJson(id, link, at, None, None, result, None, None,
-                                             link + "/Datastream", link + "/FeatureOfInterest"))
+            payload = encode(ObservationJson(id, link, at, None, result, link + "/Datastream",
+                                             link + "/FeatureOfInterest"))
             out.append((self._datastream_topics.get(datastream)
                         or self._datastream_topic(datastream), payload))
             if every and datastream not in restricted:

@@ -112,8 +112,7 @@ def test_a_stored_row_is_announced_as_the_observation_the_api_shows() -> None:
     link = "http://city/v1.1/Observations(41)"
     observation = {
         "@iot.id": 41, "@iot.selfLink": link, "phenomenonTime": "2026-09-21T10:00:00.250000Z",
-        "resultTime": None, "validTime": None, "result": 12, "resultQuality": None,
-        "parameters": None,
+        "resultTime": None, "result": 12,
         "Datastream@iot.navigationLink": f"{link}/Datastream",
         "FeatureOfInterest@iot.navigationLink": f"{link}/FeatureOfInterest",
     }
