@@ -1,9 +1,11 @@
 /*
- * A Mosquitto 2.0 plugin that names the publisher of every message a logged-in client
- * publishes, so that the subscribers the platform runs can tell who sent it: the API
+ * A Mosquitto 2.0 plugin that names the publisher of each SensorThings message a logged-in
+ * client publishes, so that the subscribers the platform runs can tell who sent it: the API
  * checks the rights of the key that published an Observation on `v1.1/Observations` (the
  * broker's ACL cannot: the Datastream is named in the payload).
  *
+ * Only messages on the SensorThings topics (`.../v1.1/...`) are touched; readings on device
+ * and gateway topics pass unchanged, as ingest does not need it.
  * The name goes in the MQTT 5 user property `stadspuls-publisher`, set to the client's
  * username, appended after any the client sent. A message that already carries that
  * property is refused as not authorised (PUBACK 135 to an MQTT 5 client), so the property
@@ -49,6 +51,10 @@ static int on_message(int event, void *event_data, void *userdata)
 
 	(void)event;
 	(void)userdata;
+	/* Only the SensorThings topics need it; device readings, the hot path, pass as sent. */
+	if(message->topic == NULL || strstr(message->topic, "v1.1/") == NULL){
+		return MOSQ_ERR_SUCCESS;
+	}
 	if(has_user_property(message->properties, PUBLISHER)){
 		return MOSQ_ERR_ACL_DENIED;
 	}
