@@ -119,9 +119,13 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
 
 async def _unusable_value(request: Request, exc: asyncpg.PostgresError) -> JSONResponse:
     """A value the parser took but the database cannot use (an id past 64 bits, a date
-    out of range, a negative substring length)."""
+    out of range, a negative substring length). The database's own text, which may name
+    its internals, goes to the log only."""
+    log.info("value refused by the database (%s): %s", exc.sqlstate, exc,
+             extra={"action": "value_refused"})
     return await _api_error(request, BadRequest(
-        f"the database cannot use a value of the request: {exc}"))
+        "the database cannot use a value of the request (a number, time or length out of "
+        "range, say)"))
 
 
 async def _too_slow(request: Request, exc: asyncpg.QueryCanceledError) -> JSONResponse:

@@ -10,16 +10,17 @@
 Requests run in order. A request outside an atomicity group commits or fails alone; the
 requests of one group (they must be adjacent) commit together or not at all: when one
 fails, it answers its own error and the others of the group 424 Failed Dependency. `$id` at
-the start of a url stands for the entity request `id` created; a request that depends on
-one that failed is not run (424). GET requests are answered by the read API, with the
-batch's own Authorization header. Each write is authorized on its own (401, 403 in its
-response); the batch is one row of the audit log, naming every entity its committed writes
-touched.
+the start of a url, and a link `{"@iot.id": "$id"}` in a body, stand for the entity request
+`id` created; a request that depends on one that failed is not run (424). GET requests are
+answered by the read API, with the batch's own Authorization header. Each write is
+authorized on its own (401, 403 in its response); the batch is one row of the audit log,
+naming every entity its committed writes touched.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,7 +30,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from api import audit, principal
-from api.bodies import parse_json
+from api.bodies import Aliases, Ref, parse_json
 from api.errors import ApiError, BadRequest, FailedDependency
 from api.operations import (
     Outcome,
@@ -37,6 +38,7 @@ from api.operations import (
     base_url,
     error_body,
     execute,
+    in_transaction,
     media_type,
 )
 from api.usage import sub_requests
@@ -96,8 +98,12 @@ async def _alone(run: Run, part: Part) -> None:
             run.responses.append(await _read(run, part))
             return
         pending: list[tuple[str, int]] = []
-        async with run.request.app.state.store.pool.acquire() as conn, conn.transaction():
-            outcome = await _write(run, conn, part, pending)
+
+        async def attempt(conn: Any) -> Outcome:
+            pending.clear()
+            return await _write(run, conn, part, pending)
+
+        outcome = await in_transaction(run.request.app.state.store.pool, attempt)
         run.touched += pending
     except ApiError as exc:
         run.failed.add(part.id)
@@ -112,19 +118,26 @@ async def _atomic(run: Run, group: str, parts: list[Part]) -> None:
     made = dict(run.made)
     failure: tuple[Part, ApiError] | None = None
     pending: list[tuple[str, int]] = []
+
+    async def attempt(conn: Any) -> None:
+        nonlocal failure
+        outcomes.clear()
+        pending.clear()
+        run.made = dict(made)
+        for part in parts:
+            try:
+                _check_dependencies(run, part)
+                if part.method == "GET":
+                    raise BadRequest("a GET cannot be part of an atomicity group")
+                outcomes.append(await _write(run, conn, part, pending))
+            except ApiError as exc:
+                failure = (part, exc)
+                raise
+            if outcomes[-1].location:
+                run.made[part.id] = _entity_path(outcomes[-1].location)
+
     try:
-        async with run.request.app.state.store.pool.acquire() as conn, conn.transaction():
-            for part in parts:
-                try:
-                    _check_dependencies(run, part)
-                    if part.method == "GET":
-                        raise BadRequest("a GET cannot be part of an atomicity group")
-                    outcomes.append(await _write(run, conn, part, pending))
-                except ApiError as exc:
-                    failure = (part, exc)
-                    raise
-                if outcomes[-1].location:
-                    run.made[part.id] = _entity_path(outcomes[-1].location)
+        await in_transaction(run.request.app.state.store.pool, attempt)
     except ApiError:
         assert failure is not None
         run.made = made
@@ -148,7 +161,8 @@ async def _write(run: Run, conn: Any, part: Part, touched: list[tuple[str, int]]
     if "?" in path:
         path = path.split("?", 1)[0]
     writer = Writer(conn, base_url(run.request))
-    outcome = await execute(writer, part.method, path, part.body, media_type(part.headers))
+    outcome = await execute(writer, part.method, path, part.body, media_type(part.headers),
+                            _aliases(run))
     touched += [*writer.touched, *writer.deleted]
     return outcome
 
@@ -190,6 +204,23 @@ def _path(run: Run, part: Part) -> str:
     if path.startswith(f"{VERSION}/") or path == VERSION:
         path = path[len(VERSION):].lstrip("/")
     return f"{path}?{split.query}" if split.query else path
+
+
+def _aliases(run: Run) -> Aliases:
+    """Resolves a body's link `{"@iot.id": "$name"}` to the entity request `name` of this
+    batch created."""
+    def resolve(name: str, where: str) -> Ref:
+        if name in run.failed:
+            raise FailedDependency(f"{where}: ${name} names request {name!r}, which failed")
+        made = _ENTITY.fullmatch(run.made.get(name, ""))
+        if made is None:
+            raise BadRequest(f"{where}: ${name} names no entity created before it in this "
+                             "batch")
+        return Ref(made[1], int(made[2]), where)
+    return resolve
+
+
+_ENTITY = re.compile(r"(\w+)\((\d+)\)")
 
 
 def _entity_path(location: str) -> str:

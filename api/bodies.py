@@ -4,6 +4,8 @@ drafts the writer stores.
 Every refusal is a BadRequest whose message names the property and where it sits in the
 body (`Thing.Datastreams[0].Sensor: ...`). A body is one entity: its properties, links to
 existing entities (`{"@iot.id": 5}`), and, when it is created, related entities inline.
+A related object that carries `@iot.id` is a link whatever else it holds: clients send back
+whole entities they fetched, and their other properties are ignored.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -129,6 +132,11 @@ class Ref:
     where: str = field(default="", compare=False)
 
 
+# How a batch names an entity one of its earlier requests created (`"$sensor1"`): the
+# resolver takes the name and where it sits, and answers the entity or raises an ApiError.
+Aliases = Callable[[str, str], Ref]
+
+
 @dataclass
 class Draft:
     """One entity of a body, checked: converted values by property name, and its links.
@@ -175,7 +183,8 @@ MAX_NESTING = 8
 
 
 def draft(entity_set: str, body: Any, where: str, mode: Mode = "create",
-          implied: str | None = None, depth: int = 0) -> Draft:
+          implied: str | None = None, depth: int = 0,
+          aliases: Aliases | None = None) -> Draft:
     """The checked draft of `body`, an entity of `entity_set`.
 
     Args:
@@ -186,6 +195,7 @@ def draft(entity_set: str, body: Any, where: str, mode: Mode = "create",
             "update" takes links to existing entities only.
         implied: the link the entity's place stands for; the body must not give it.
         depth: how deep inside the request's entity this one sits.
+        aliases: in a batch, resolves links `{"@iot.id": "$name"}`; elsewhere None.
 
     Raises:
         BadRequest: naming the first property that is unknown, missing or malformed.
@@ -209,7 +219,7 @@ def draft(entity_set: str, body: Any, where: str, mode: Mode = "create",
                 raise BadRequest(f"{where}.{name}: given by where the entity is created; "
                                  "leave it out")
             out.links[name] = _links(entity_set, name, schema.links[name], value,
-                                     f"{where}.{name}", mode, depth)
+                                     f"{where}.{name}", mode, depth, aliases)
         else:
             raise BadRequest(f"{where}: unknown property {name!r}")
     _require(schema, out, body, mode)
@@ -234,7 +244,7 @@ def _require(schema: Schema, out: Draft, body: dict[str, Any], mode: Mode) -> No
 
 
 def _links(entity_set: str, name: str, link: Link, value: Any, where: str,
-           mode: Mode, depth: int) -> list[Draft | Ref]:
+           mode: Mode, depth: int, aliases: Aliases | None) -> list[Draft | Ref]:
     if link.to_one:
         if not isinstance(value, dict):
             raise BadRequest(f"{where} must be an object")
@@ -248,23 +258,27 @@ def _links(entity_set: str, name: str, link: Link, value: Any, where: str,
     for i, item in enumerate(items):
         at = where if link.to_one else f"{where}[{i}]"
         if isinstance(item, dict) and "@iot.id" in item:
-            out.append(reference(link.target, item, at))
+            out.append(reference(link.target, item, at, aliases))
         elif mode == "update":
             raise BadRequest(f"{at}: an update links existing entities by "
                              '{"@iot.id": ...} only')
         else:
             out.append(draft(link.target, item, at, "create", implied=inverse,
-                             depth=depth + 1))
+                             depth=depth + 1, aliases=aliases))
     return out
 
 
-def reference(entity_set: str, item: dict[str, Any], where: str) -> Ref:
-    """The existing entity `{"@iot.id": n}` names."""
-    extra = [k for k in item if k not in ("@iot.id", "@iot.selfLink")]
-    if extra:
-        raise BadRequest(f"{where}: give either @iot.id to link an existing entity or the "
-                         f"properties of a new one, not both ({extra[0]!r})")
+def reference(entity_set: str, item: dict[str, Any], where: str,
+              aliases: Aliases | None = None) -> Ref:
+    """The existing entity of `entity_set` that `item` names by its @iot.id; the item's
+    other properties are ignored. In a batch, `"$name"` names what request `name` made."""
     value = item["@iot.id"]
+    if aliases is not None and isinstance(value, str) and value.startswith("$"):
+        made = aliases(value[1:], where)
+        if made.entity_set != entity_set:
+            raise BadRequest(f"{where}: {value} is not one of the {entity_set} but of the "
+                             f"{made.entity_set}")
+        return Ref(entity_set, made.id, where)
     if isinstance(value, bool) or not isinstance(value, int):
         raise BadRequest(f"{where}: @iot.id must be an integer")
     if not 0 < value < 2**63:

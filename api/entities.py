@@ -48,8 +48,8 @@ class EntityType:
     props: dict[str, Prop]
     navs: dict[str, Nav] = field(default_factory=dict)
     default_order: str = "e.id"
-    # What makes an order total after $orderby. For Observations (datastream, time) is
-    # unique and matches the index, which the id does not.
+    # What makes an order total after $orderby. For Observations (datastream, time,
+    # interval end) is unique and matches the index, which the id does not.
     tiebreak: str = "e.id"
 
 
@@ -166,8 +166,8 @@ OBSERVATIONS = EntityType("Observation", "Observations", "observations", {
 }, {
     "Datastream": Nav("Datastreams", "t.id = e.datastream_id", to_one=True),
     "FeatureOfInterest": Nav("FeaturesOfInterest", "t.id = e.feature_id", to_one=True),
-}, default_order="e.datastream_id, e.phenomenon_time",
-   tiebreak="e.datastream_id, e.phenomenon_time")
+}, default_order="e.datastream_id, e.phenomenon_time, e.phenomenon_time_end NULLS FIRST",
+   tiebreak="e.datastream_id, e.phenomenon_time, e.phenomenon_time_end NULLS FIRST")
 
 FEATURES_OF_INTEREST = EntityType("FeatureOfInterest", "FeaturesOfInterest",
                                   "features_of_interest", {

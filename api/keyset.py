@@ -4,8 +4,8 @@ With `$skip` the database reads and throws away every row before the page, so pa
 costs five hundred pages. When Observations come in the default order, or ordered by
 `phenomenonTime` or `resultTime` alone (asc or desc), the next link carries `$skiptoken`
 instead: the order's name and the last row's sort key, completed by the unique tiebreak
-(datastream, time), as JSON in URL-safe base64. The next query seeks to that key, which
-the (datastream, time) index finds directly for one Datastream's Observations.
+(datastream, time, interval end), as JSON in URL-safe base64. The next query seeks to that
+key, which the unique index finds directly for one Datastream's Observations.
 """
 
 from __future__ import annotations
@@ -51,13 +51,17 @@ class Key:
 _TIME = Key("e.phenomenon_time", "datetime")
 _TIME_DESC = Key("e.phenomenon_time", "datetime", descending=True)
 _STREAM = Key("e.datastream_id", "integer")
+# An instant and an interval may start together: the interval's end (null for an instant,
+# which comes first) completes the key, in the unique index's order (migration 0010).
+_END = Key("e.phenomenon_time_end", "datetime", nullable=True)
+_END_DESC = Key("e.phenomenon_time_end", "datetime", descending=True, nullable=True)
 _RESULT_TIME = Key("e.result_time", "datetime", nullable=True)
 _RESULT_TIME_DESC = Key("e.result_time", "datetime", descending=True, nullable=True)
 _ORDERS: dict[tuple[str, bool], tuple[Key, ...]] = {
-    ("phenomenonTime", False): (_TIME, _STREAM),
-    ("phenomenonTime", True): (_TIME_DESC, _STREAM),
-    ("resultTime", False): (_RESULT_TIME, _STREAM, _TIME),
-    ("resultTime", True): (_RESULT_TIME_DESC, _STREAM, _TIME),
+    ("phenomenonTime", False): (_TIME, _STREAM, _END),
+    ("phenomenonTime", True): (_TIME_DESC, _STREAM, _END_DESC),
+    ("resultTime", False): (_RESULT_TIME, _STREAM, _TIME, _END),
+    ("resultTime", True): (_RESULT_TIME_DESC, _STREAM, _TIME, _END),
 }
 
 
@@ -139,7 +143,7 @@ def plan(entity: EntityType, order: tuple[OrderItem, ...]) -> Keyset | None:
     if entity.set_name != "Observations":
         return None
     if not order:
-        return Keyset("default", (_STREAM, _TIME))
+        return Keyset("default", (_STREAM, _TIME, _END))
     if len(order) != 1 or not isinstance(order[0].expression, Path):
         return None
     segments = order[0].expression.segments

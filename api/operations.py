@@ -6,10 +6,11 @@ come through `execute`, so they behave alike.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import jsonpatch
@@ -18,7 +19,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
 from api import paths, permissions, principal
-from api.bodies import INVERSE, SCHEMAS, Ref, draft
+from api.bodies import INVERSE, SCHEMAS, Aliases, Ref, draft
 from api.changes import render
 from api.errors import (
     ApiError,
@@ -35,11 +36,22 @@ from api.store import Sql, scope
 from api.writer import Writer
 from core.notify import VERSION, Change
 
+log = logging.getLogger(__name__)
+
 JSON = "application/json"
 JSON_PATCH = "application/json-patch+json"
 FORBIDDEN_BY_POLICY = ("the API key may not make this change: it touches an entity of "
                        "another agency, or changes a catalogue entity, which only an "
                        "admin's key does")
+
+
+ATTEMPTS = 3  # of a write the database aborted to break a deadlock
+
+T = TypeVar("T")
+
+
+class Contended(Conflict):
+    """A concurrent change got in the way; send the request again."""
 
 
 @dataclass
@@ -69,6 +81,27 @@ async def announce(request: Request, changes: Sequence[Change]) -> None:
         await request.app.state.notifier.notify(changes)
 
 
+async def in_transaction(pool: Any, work: Callable[[Any], Awaitable[T]]) -> T:
+    """`work` on a connection of `pool`, in a transaction; run again when the database
+    aborted it to break a deadlock with a concurrent write (a new hypertable chunk takes
+    locks that concurrent writes may hold), up to ATTEMPTS times in all.
+
+    Raises:
+        Contended: the last attempt was aborted too.
+    """
+    attempt = 1
+    while True:
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                return await work(conn)
+        except Contended:
+            if attempt == ATTEMPTS:
+                raise
+            log.info("write aborted by a deadlock, attempt %d of %d", attempt, ATTEMPTS,
+                     extra={"action": "write_retried"})
+            attempt += 1
+
+
 def media_type(headers: Any) -> str:
     """The media type of a request body, without parameters; JSON when none is named."""
     raw = headers.get("content-type") or JSON
@@ -76,8 +109,9 @@ def media_type(headers: Any) -> str:
 
 
 async def execute(writer: Writer, method: str, path: str, payload: Any,
-                  content_type: str = JSON) -> Outcome:
-    """Carry out one write on `path` (below /v1.1) with the decoded JSON `payload`.
+                  content_type: str = JSON, aliases: Aliases | None = None) -> Outcome:
+    """Carry out one write on `path` (below /v1.1) with the decoded JSON `payload`;
+    `aliases` resolves the batch's links to what its earlier requests made.
 
     Raises:
         ApiError: the write cannot be done; the caller's transaction must roll back.
@@ -88,16 +122,17 @@ async def execute(writer: Writer, method: str, path: str, payload: Any,
         raise NotAllowed(f"{method} of /{path} is not offered; write whole entities")
     async with database_errors():
         if method == "POST":
-            return await _create(writer, resource, payload, content_type, path)
+            return await _create(writer, resource, payload, content_type, path, aliases)
         if method in ("PATCH", "PUT"):
-            return await _update(writer, resource, payload, method, content_type, path)
+            return await _update(writer, resource, payload, method, content_type, path,
+                                 aliases)
         if method == "DELETE":
             return await _delete(writer, resource, path)
     raise NotAllowed(f"{method} is not a write; use POST, PATCH, PUT or DELETE")
 
 
 async def _create(writer: Writer, resource: Resource, payload: Any, content_type: str,
-                  path: str) -> Outcome:
+                  path: str, aliases: Aliases | None) -> Outcome:
     if content_type != JSON:
         raise UnsupportedMediaType(f"POST takes {JSON}, not {content_type}")
     last = resource.steps[-1]
@@ -116,14 +151,14 @@ async def _create(writer: Writer, resource: Resource, payload: Any, content_type
         implied = INVERSE[(owner.entity.set_name, str(last.via))]
     entity_set = last.entity.set_name
     new_id = await writer.create(draft(entity_set, payload, last.entity.name, "create",
-                                       implied), parent)
+                                       implied, aliases=aliases), parent)
     changes = await writer.finish()
     body = next(c.body for c in changes if (c.entity_set, c.id) == (entity_set, new_id))
     return Outcome(201, body, body["@iot.selfLink"], changes)
 
 
 async def _update(writer: Writer, resource: Resource, payload: Any, method: str,
-                  content_type: str, path: str) -> Outcome:
+                  content_type: str, path: str, aliases: Aliases | None) -> Outcome:
     entity = resource.steps[-1].entity
     entity_set = entity.set_name
     entity_id = await _address(writer, resource, path, entity_set)
@@ -138,7 +173,7 @@ async def _update(writer: Writer, resource: Resource, payload: Any, method: str,
         raise BadRequest(f"the body of {method} must be a JSON object")
     else:
         document = payload if method == "PUT" else {**current, **payload}
-    new = draft(entity_set, document, entity.name, "update")
+    new = draft(entity_set, document, entity.name, "update", aliases=aliases)
     before = draft(entity_set, current, entity.name, "update")
     fields = SCHEMAS[entity_set].fields
     changed = tuple(name for name, value in new.values.items()
@@ -213,31 +248,50 @@ def _same(kind: str, a: Any, b: Any) -> bool:
 
 @asynccontextmanager
 async def database_errors() -> AsyncIterator[None]:
-    """Refusals of the database as API errors with a message that says why."""
+    """Refusals of the database as API errors that say why in the API's own words. The
+    database's text names tables, constraints and stored values: it goes to the log only."""
     try:
         yield
-    except asyncpg.UniqueViolationError as exc:
-        if "phenomenon_time" in (exc.detail or ""):
-            raise Conflict("the Datastream has an Observation at this phenomenonTime "
-                           f"already ({exc.detail})") from None
-        raise Conflict(f"an entity like this exists already ({exc.detail})") from None
     except asyncpg.InsufficientPrivilegeError:
         # Row-level security (migration 0008): a row of another agency, or a catalogue
         # entity changed without an admin's key.
-        # Told in words of the API: the database's message names tables and policies.
         raise Forbidden(FORBIDDEN_BY_POLICY) from None
-    except asyncpg.ForeignKeyViolationError as exc:
-        raise Conflict(f"a related entity was changed meanwhile ({exc.detail})") from None
-    except (asyncpg.CheckViolationError, asyncpg.NotNullViolationError) as exc:
-        raise BadRequest(f"the database refuses the entity: {exc}") from None
     except asyncpg.QueryCanceledError:
         raise TooSlow() from None
-    except asyncpg.TransactionRollbackError as exc:
-        # A deadlock or serialization failure with a concurrent write: nothing was stored.
-        raise Conflict(f"a concurrent change got in the way; send it again ({exc})") from None
-    except (asyncpg.DataError, asyncpg.InternalServerError) as exc:
-        # PostGIS reports a geometry it cannot use as an internal error (XX000).
-        raise BadRequest(f"the database cannot use a value of the request: {exc}") from None
+    except asyncpg.PostgresError as exc:
+        refusal = _refusal(exc)
+        if refusal is None:
+            raise
+        log.info("write refused by the database (%s): %s", exc.sqlstate, exc,
+                 extra={"action": "write_refused"})
+        raise refusal from None
+
+
+# By class, most specific first: what the API answers for a database refusal.
+_REFUSALS: tuple[tuple[tuple[type[asyncpg.PostgresError], ...], type[ApiError], str], ...] = (
+    ((asyncpg.UniqueViolationError,), Conflict, "an entity like this exists already"),
+    ((asyncpg.ForeignKeyViolationError,), Conflict,
+     "an entity this one links to was deleted meanwhile"),
+    ((asyncpg.TransactionRollbackError,), Contended,
+     "a concurrent change got in the way; send the request again"),
+    ((asyncpg.CheckViolationError,), BadRequest, "a value breaks a rule of the data model"),
+    ((asyncpg.NotNullViolationError,), BadRequest, "a mandatory value is missing"),
+    ((asyncpg.DatetimeFieldOverflowError,), BadRequest,
+     "a time lies outside the range the database keeps"),
+    ((asyncpg.NumericValueOutOfRangeError,), BadRequest, "a number is out of range"),
+    ((asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError),
+     BadRequest, "a text holds a character the database cannot store (NUL)"),
+    # PostGIS reports a geometry it cannot use as an internal error (XX000).
+    ((asyncpg.DataError, asyncpg.InternalServerError), BadRequest,
+     "the database cannot use a value of the request (a geometry, say)"),
+)
+
+
+def _refusal(exc: asyncpg.PostgresError) -> ApiError | None:
+    for kinds, error, why in _REFUSALS:
+        if isinstance(exc, kinds):
+            return error(why)
+    return None
 
 
 def error_body(exc: ApiError) -> dict[str, Any]:

@@ -12,13 +12,24 @@ written to the audit log, in the same transaction when it succeeds (api/audit.py
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from api import audit, batch, create_observations, permissions, principal
 from api.bodies import parse_json
 from api.errors import ApiError
-from api.operations import JSON, JSON_PATCH, announce, base_url, execute, media_type
+from api.operations import (
+    JSON,
+    JSON_PATCH,
+    Outcome,
+    announce,
+    base_url,
+    execute,
+    in_transaction,
+    media_type,
+)
 from api.writer import Writer
 
 router = APIRouter()
@@ -35,11 +46,15 @@ async def write(path: str, request: Request) -> Response:
         payload = None
         if request.method != "DELETE" and content_type in (JSON, JSON_PATCH):
             payload = parse_json(await request.body())
-        async with pool.acquire() as conn, conn.transaction():
+
+        async def attempt(conn: Any) -> Outcome:
             writer = Writer(conn, base_url(request))
             outcome = await execute(writer, request.method, path, payload, content_type)
             await audit.record(conn, who, "http", action, target, audit.entities(
                 [*writer.touched, *writer.deleted]), outcome.status)
+            return outcome
+
+        outcome = await in_transaction(pool, attempt)
     except ApiError as exc:
         await audit.record_refusal(pool, who, "http", action, target, exc.status)
         raise

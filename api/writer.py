@@ -5,9 +5,10 @@ The writer walks a checked draft (api/bodies.py): entities it links to must exis
 entities inline are created first when the new one refers to them (a Datastream's Sensor)
 and after it when they refer to it (a Thing's Datastreams). It keeps the standard's
 automatic entities (a HistoricalLocation when a Thing's Locations change, a
-FeatureOfInterest from the Thing's Location for an Observation without one) and the
-Datastreams' server-kept times and area, and remembers what it touched so that `finish`
-can describe every change for the notifier.
+FeatureOfInterest from the Thing's Location for an Observation without one, made once
+however many requests want it at a time), a Thing's current Locations as its latest
+HistoricalLocation names them, and the Datastreams' server-kept times and area, and
+remembers what it touched so that `finish` can describe every change for the notifier.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from api.bodies import Draft, Ref
 from api.changes import Touched, describe
 from api.entities import ENTITY_SETS
 from api.errors import BadRequest, Conflict, Forbidden, NotFound
+from api.serialize import value_json
 from api.summaries import Seen, Summaries
 from core.notify import Change
 from core.queries import query
@@ -111,6 +113,13 @@ class Writer:
                                      thing, d.values["time"])
         locations = await self._ids(d, "Locations")
         await self.conn.execute(_sql("add_historical_location_locations"), history, locations)
+        # The latest HistoricalLocation of a Thing names where it is now.
+        if await self.conn.fetchval(_sql("historical_location_is_latest"), history):
+            current = [r["location_id"] for r in await self.conn.fetch(
+                _sql("thing_location_ids"), thing)]
+            if sorted(locations) != current:
+                await self.conn.execute(_sql("replace_thing_locations"), thing, locations)
+                self._touch("Things", thing, ("Locations",))
         return history
 
     async def _create_sensors(self, d: Draft) -> int:
@@ -148,13 +157,17 @@ class Writer:
         v = d.values
         start, end = v["phenomenonTime"] or (datetime.now(UTC), None)
         valid = v["validTime"] or (None, None)
-        observation = await self._insert(
-            "Observations", "insert_observation", keep_id, start, end, datastream,
-            v["resultTime"], valid[0], valid[1], *result_columns(v["result"]),
-            v["resultQuality"], v["parameters"], feature,
-            changed=None if keep_id is None else ())
+        observation = await self.conn.fetchval(
+            _sql("insert_observation"), keep_id, start, end, datastream, v["resultTime"],
+            valid[0], valid[1], *result_columns(v["result"]), v["resultQuality"],
+            v["parameters"], feature)
+        if observation is None:
+            shown = value_json(start) + (f"/{value_json(end)}" if end is not None else "")
+            raise Conflict(f"{d.where}: Datastream {datastream} has an Observation at "
+                           f"phenomenonTime {shown} already")
+        self._touch("Observations", int(observation), None if keep_id is None else ())
         self.summaries.added.append(Seen(datastream, start, end, v["resultTime"], feature))
-        return observation
+        return int(observation)
 
     async def _create_features_of_interest(self, d: Draft) -> int:
         v = d.values
@@ -176,11 +189,12 @@ class Writer:
                 "or a Location of the Thing")
         feature = await self.conn.fetchval(_sql("feature_of_location"), location)
         if feature is None:
-            feature = await self.conn.fetchval(_sql("insert_location_feature"), location)
-            if feature is not None:
-                self._touch("FeaturesOfInterest", feature, None)
-            else:  # another transaction made it first
-                feature = await self.conn.fetchval(_sql("feature_of_location"), location)
+            await self.conn.execute(_sql("lock_location_feature"), location)
+            # Made meanwhile by the transaction that held the lock before this one?
+            feature = await self.conn.fetchval(_sql("feature_of_location"), location)
+        if feature is None:
+            feature = await self._insert("FeaturesOfInterest", "insert_location_feature",
+                                         location)
         self._features[datastream] = int(feature)
         return int(feature)
 

@@ -62,6 +62,24 @@ WHERE h.id IN (SELECT historical_location_id FROM historical_location_locations
 -- insert_historical_location --
 INSERT INTO historical_locations (thing_id, time) VALUES ($1, $2) RETURNING id;
 
+-- historical_location_is_latest --
+-- Whether no other HistoricalLocation of the Thing of HistoricalLocation $1 is later.
+SELECT NOT EXISTS (
+    SELECT 1 FROM historical_locations h JOIN historical_locations o
+        ON o.thing_id = h.thing_id AND o.id <> h.id AND o.time > h.time
+    WHERE h.id = $1
+);
+
+-- replace_thing_locations --
+-- Make Locations $2 the current ones of Thing $1, recording nothing: the HistoricalLocation
+-- that says so exists already.
+WITH dropped AS (
+    DELETE FROM thing_locations WHERE thing_id = $1 AND location_id <> ALL($2::bigint[])
+)
+INSERT INTO thing_locations (thing_id, location_id)
+SELECT $1, unnest($2::bigint[])
+ON CONFLICT DO NOTHING;
+
 -- update_historical_location --
 -- A null Thing keeps the one it has.
 UPDATE historical_locations SET thing_id = COALESCE($2::bigint, thing_id), time = $3
@@ -125,7 +143,8 @@ SELECT thing_id, sensor_id, observed_property_id FROM datastreams WHERE id = $1;
 -- insert_observation --
 -- One Observation; $1 keeps the id of one being replaced, null takes a new one. The result
 -- sits in the one column its type chooses; $12 is JSON text, so that a JSON null result is
--- told apart from no result.
+-- told apart from no result. None when the Datastream has an Observation at that
+-- phenomenon time (start and end) already.
 INSERT INTO observations (
     id, phenomenon_time, phenomenon_time_end, datastream_id, result_time, valid_time_start,
     valid_time_end, result_number, result_integer, result_string, result_boolean, result_json,
@@ -133,6 +152,7 @@ INSERT INTO observations (
 )
 VALUES (COALESCE($1::bigint, nextval('observations_id_seq')), $2, $3, $4, $5, $6, $7, $8, $9,
         $10, $11, $12::text::jsonb, $13, $14, $15)
+ON CONFLICT DO NOTHING
 RETURNING id;
 
 -- delete_observation --
@@ -149,6 +169,13 @@ LIMIT 1;
 
 -- feature_of_location --
 SELECT id FROM features_of_interest WHERE location_id = $1;
+
+-- lock_location_feature --
+-- Only one transaction at a time makes the FeatureOfInterest of Location $1; the others
+-- wait here, before they have written anything. Waiting instead on the new feature's
+-- unique key, they would hold a lock on features_of_interest that the first one's new
+-- hypertable chunk needs (its foreign key), and deadlock.
+SELECT pg_advisory_xact_lock(hashtextextended('location_feature:' || $1::bigint, 0));
 
 -- insert_location_feature --
 -- A FeatureOfInterest made from Location $1; none when another transaction made it first.

@@ -109,19 +109,19 @@ def token(*values: Any) -> str:
     ("/v1.1/Observations?$skiptoken=not-a-token!", "not a token this server gave out"),
     ("/v1.1/Observations?$skiptoken=e30", "not a token this server gave out"),
     ("/v1.1/Observations?$skiptoken=" + "A" * 500, "not a token this server gave out"),
-    (f"/v1.1/Observations?$skiptoken={token('default', 'x', 1)}", "not a token"),
-    (f"/v1.1/Observations?$skiptoken={token('default', '2026-09-21T10:00:00', 1)}",
+    (f"/v1.1/Observations?$skiptoken={token('default', 'x', 1, None)}", "not a token"),
+    (f"/v1.1/Observations?$skiptoken={token('default', '2026-09-21T10:00:00', 1, None)}",
      "not a token"),
-    (f"/v1.1/Observations?$skiptoken={token('default', '2026-09-21T10:00:00Z', True)}",
+    (f"/v1.1/Observations?$skiptoken={token('default', '2026-09-21T10:00:00Z', True, None)}",
      "not a token"),
-    (f"/v1.1/Observations?$skiptoken={token('default', '2026-09-21T10:00:00Z', 2**63)}",
+    (f"/v1.1/Observations?$skiptoken={token('default', '2026-09-21T10:00:00Z', 2**63, None)}",
      "not a token"),
-    (f"/v1.1/Observations?$skiptoken={token('default', None, 1)}", "not a token"),
+    (f"/v1.1/Observations?$skiptoken={token('default', None, 1, None)}", "not a token"),
     (f"/v1.1/Observations?$orderby=phenomenonTime desc&$skiptoken="
-     f"{token('default', '2026-09-21T10:00:00Z', 1)}", "belongs to another $orderby"),
-    (f"/v1.1/Observations?$orderby=result&$skiptoken={token('default', 'x', 1)}",
+     f"{token('default', '2026-09-21T10:00:00Z', 1, None)}", "belongs to another $orderby"),
+    (f"/v1.1/Observations?$orderby=result&$skiptoken={token('default', 'x', 1, None)}",
      "$skiptoken pages Observations"),
-    (f"/v1.1/Things?$skiptoken={token('default', 'x', 1)}", "$skiptoken pages Observations"),
+    (f"/v1.1/Things?$skiptoken={token('default', 'x', 1, None)}", "$skiptoken pages Observations"),
 ])
 async def test_a_malformed_skiptoken_is_a_400(
     client: httpx.AsyncClient, url: str, fragment: str
@@ -135,7 +135,7 @@ async def test_a_valid_token_made_by_hand_seeks_to_its_key(
 ) -> None:
     seeded = await seed_ties(fleet_db)
     no2 = await datastream(fleet_db, "aq-hornsgatan-108", "no2")
-    after = token("phenomenonTime desc", "2026-09-21T10:05:00+00:00", no2)
+    after = token("phenomenonTime desc", "2026-09-21T10:05:00+00:00", no2, None)
     body = await get(client, f"/v1.1/Observations?$orderby=phenomenonTime desc&$top=3"
                              f"&$skiptoken={after}")
     assert len(seeded) == 24

@@ -45,7 +45,8 @@ async def test_observations_keep_only_the_indexes_reads_need(db: Any) -> None:
         "SELECT indexdef FROM pg_indexes WHERE tablename = 'observations' ORDER BY indexname"
     )
     assert [r["indexdef"].split(" USING ")[1] for r in indexes] == [
-        "btree (datastream_id, phenomenon_time)",
+        "btree (datastream_id, phenomenon_time, phenomenon_time_end NULLS FIRST) "
+        "NULLS NOT DISTINCT",
         "btree (id)",
     ]
 
@@ -130,6 +131,25 @@ async def test_a_reading_stored_twice_is_kept_once(db: Any) -> None:
     await db.execute(insert, T0, datastream, 23.4)
     await db.execute(insert, T0.astimezone(tz=None), datastream, 99.0)  # same instant
     assert await db.fetch("SELECT result_number FROM observations") == [(23.4,)]
+
+
+async def test_an_instant_and_intervals_at_one_time_are_kept_and_each_only_once(
+    db: Any
+) -> None:
+    datastream = await _datastream(db)
+    insert = (
+        "INSERT INTO observations (phenomenon_time, phenomenon_time_end, datastream_id, "
+        "result_number) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+    )
+    for end in (None, T0 + timedelta(hours=1), T0, None, T0 + timedelta(hours=1)):
+        await db.execute(insert, T0, end, datastream, 1.0)
+    ends = await db.fetch("SELECT phenomenon_time_end FROM observations "
+                          "ORDER BY phenomenon_time_end NULLS FIRST")
+    assert [r[0] for r in ends] == [None, T0, T0 + timedelta(hours=1)]
+    # Every chunk holds the key, not only the one the first rows went to.
+    await db.execute(insert, T0 + timedelta(days=30), None, datastream, 1.0)
+    await db.execute(insert, T0 + timedelta(days=30), None, datastream, 2.0)
+    assert await db.fetchval("SELECT count(*) FROM observations") == 4
 
 
 async def test_rejects_keep_the_raw_payload_and_reason(db: Any) -> None:
