@@ -48,7 +48,7 @@ from api.settings import ApiSettings
 from api.writer import Writer
 from core.mqtt_publish import PUBLISHER_PROPERTY, USER_PROPERTY
 from core.notify import VERSION
-from core.pacing import jittered
+from core.pacing import jittered, reconnecting
 from core.queries import query
 
 log = logging.getLogger(__name__)
@@ -73,21 +73,8 @@ class ObservationListener:
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting with jittered exponential backoff."""
-        delay = 0.5
-        while True:
-            try:
-                await self._session()
-                delay = 0.5
-                continue
-            except aiomqtt.MqttError as exc:
-                log.warning("MQTT creation listener lost the broker: %s; retrying in %.1f s",
-                            exc, delay, extra={"action": "mqtt_create_reconnect"})
-            except Exception:  # the listener outlives any one failure
-                log.exception("MQTT creation listener failed; restarting in %.1f s", delay,
-                              extra={"action": "mqtt_create_failed"})
-            self.ready.clear()
-            await asyncio.sleep(jittered(delay))
-            delay = min(delay * 2, 30.0)
+        await reconnecting(self._session, log, "MQTT creation listener", "mqtt_create",
+                           self.ready.clear)
 
     async def _session(self) -> None:
         connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]

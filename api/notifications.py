@@ -29,7 +29,7 @@ import asyncpg
 from api.settings import ApiSettings
 from core.mqtt_publish import Publisher
 from core.notify import Change, MqttNotifier, Notifier, NullNotifier, mqtt_notifier
-from core.pacing import jittered
+from core.pacing import reconnecting
 from core.queries import query
 from core.subscriptions import LOG_TOPICS, Subscriptions
 from core.usage import OwnerTally
@@ -111,21 +111,12 @@ class SubscriptionWatcher:
 
     async def run(self) -> None:
         """Watch until cancelled."""
-        delay = 0.5
-        while True:
-            try:
-                await self._session()
-                delay = 0.5
-            except aiomqtt.MqttError as exc:
-                log.warning("cannot follow the broker's subscriptions: %s; retrying in "
-                            "%.1f s", exc, delay, extra={"action": "subscriptions_lost"})
-            except Exception:  # the watcher outlives any one failure
-                log.exception("following the broker's subscriptions failed; restarting in "
-                              "%.1f s", delay, extra={"action": "subscriptions_failed"})
-            self.ready.clear()
-            self.subscriptions.reconnected()
-            await asyncio.sleep(jittered(delay))
-            delay = min(delay * 2, 30.0)
+        await reconnecting(self._session, log, "following the broker's subscriptions",
+                           "subscriptions", self._lost)
+
+    def _lost(self) -> None:
+        self.ready.clear()
+        self.subscriptions.reconnected()
 
     async def _session(self) -> None:
         login = self.settings.mqtt_login()

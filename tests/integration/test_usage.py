@@ -186,7 +186,7 @@ async def test_api_notifications_are_metered_to_the_owner_of_the_datastream_or_t
         ])
     assert await usage_today(fleet_db) == {
         (ENV, usage.MQTT_MESSAGES): 2,  # v1.1/Observations and the Datastream's collection
-        (TRAFFIC, usage.MQTT_MESSAGES): 2,  # the Thing's topic and its name's
+        (TRAFFIC, usage.MQTT_MESSAGES): 3,  # the Thing's topic, its name's, v1.1/Things
         (CITY, usage.MQTT_MESSAGES): 1,  # a Sensor belongs to no agency: the platform's
     }
 
