@@ -20,7 +20,6 @@ requests are answered 429 unless their key is remembered as valid.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import logging
 import time
@@ -31,11 +30,10 @@ from typing import Any
 
 import asyncpg
 from starlette.datastructures import Headers, QueryParams
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import principal
 from api.errors import (
-    CHALLENGE,
     ApiError,
     BadRequest,
     TooSlow,
@@ -122,8 +120,7 @@ class KeyChecker:
             raise self._refusal(key_id, checked.refusal)
         assert checked.principal is not None and checked.expires_at is not None
         if checked.expires_at <= datetime.now(UTC):
-            raise self._refusal(key_id, f"API key {key_id} expired at "
-                                        f"{checked.expires_at.isoformat()}")
+            raise self._refusal(key_id, _expiry(key_id, checked.expires_at))
         return checked.principal
 
     def _remembered(self, digest: bytes) -> _Checked | None:
@@ -143,13 +140,12 @@ class KeyChecker:
         async with pool.acquire() as conn:
             row = await conn.fetchrow(query("api_access", "key_for_check"), key_id)
         now = time.monotonic()
-        if row is None or not verify_secret(text, row["secret_hash"]):
-            return _Checked(None, None, "the API key is not valid", now)
-        if row["revoked_at"] is not None:
-            return _Checked(None, None, f"API key {key_id} was revoked", now)
-        who = Principal(key_id=key_id, agency_id=row["agency_id"],
-                        agency_code=row["agency_code"], role=row["role"])
-        return _Checked(who, row["expires_at"], None, now)
+        if row is not None and not verify_secret(text, row["secret_hash"]):
+            row = None
+        refusal = _refusal_of(key_id, row)
+        if refusal is not None or row is None:
+            return _Checked(None, None, refusal, now)
+        return _Checked(_principal_of(key_id, row), row["expires_at"], None, now)
 
     @staticmethod
     def _refusal(key_id: str | None, reason: str) -> Unauthorized:
@@ -166,12 +162,28 @@ async def key_principal(conn: Any, key_id: str) -> Principal:
         Unauthorized: there is no such key, or it was revoked or has expired since.
     """
     row = await conn.fetchrow(query("api_access", "key_for_check"), key_id)
+    refusal = _refusal_of(key_id, row) or (
+        _expiry(key_id, row["expires_at"]) if row["expires_at"] <= datetime.now(UTC) else None)
+    if refusal is not None:
+        raise Unauthorized(refusal)
+    return _principal_of(key_id, row)
+
+
+def _refusal_of(key_id: str, row: Any) -> str | None:
+    """Why the key of `row` (None: no such key, or a wrong secret) is refused, expiry
+    aside, which a cached check must look at again."""
     if row is None:
-        raise Unauthorized("the API key is not valid")
+        return "the API key is not valid"
     if row["revoked_at"] is not None:
-        raise Unauthorized(f"API key {key_id} was revoked")
-    if row["expires_at"] <= datetime.now(UTC):
-        raise Unauthorized(f"API key {key_id} expired at {row['expires_at'].isoformat()}")
+        return f"API key {key_id} was revoked"
+    return None
+
+
+def _expiry(key_id: str, expires_at: datetime) -> str:
+    return f"API key {key_id} expired at {expires_at.isoformat()}"
+
+
+def _principal_of(key_id: str, row: Any) -> Principal:
     return Principal(key_id=key_id, agency_id=row["agency_id"],
                      agency_code=row["agency_code"], role=row["role"])
 
@@ -187,7 +199,7 @@ def credentials(authorization: str) -> tuple[str, str | None]:
         return "", None
     try:
         decoded = base64.b64decode(token, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8
         return "", None
     username, colon, password = decoded.partition(":")
     return (password, username) if colon else ("", None)
@@ -210,8 +222,9 @@ class Authentication:
         try:
             if any(name in KEY_PARAMETERS for name in
                    QueryParams(scope.get("query_string", b"").decode("latin-1"))):
-                raise BadRequest("API keys are taken only in the header "
-                                 "'Authorization: Bearer <key>', never in the URL")
+                raise BadRequest("API keys are taken only in the Authorization header "
+                                 "(Bearer <key>, or Basic with the key id and the key), "
+                                 "never in the URL")
             pool = scope["app"].state.store.pool
             try:
                 who = await self.checker.principal(
@@ -224,20 +237,7 @@ class Authentication:
         scope[SCOPE_KEY] = who
         token = principal.current.set(who)
         try:
-            await self.app(scope, receive, _challenging(send))
+            await self.app(scope, receive, send)
         finally:
             principal.current.reset(token)
 
-
-def _challenging(send: Send) -> Send:
-    """`send` that adds the `WWW-Authenticate` challenge to a 401 that has none."""
-
-    async def sending(message: Message) -> None:
-        if message["type"] == "http.response.start" and message["status"] == 401:
-            headers = list(message.get("headers", []))
-            if not any(name.lower() == b"www-authenticate" for name, _ in headers):
-                headers.append((b"www-authenticate", CHALLENGE.encode()))
-                message = {**message, "headers": headers}
-        await send(message)
-
-    return sending

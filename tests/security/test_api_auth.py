@@ -9,13 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from typing import Any
 
 import httpx
 import pytest
 from openapi_spec_validator import validate
 
-from api.auth import Authentication, KeyChecker
+from api.auth import KeyChecker
 from api.errors import Unauthorized
 from api.keys import revoke_key
 from api.ratelimit import Buckets, Limit
@@ -142,7 +141,7 @@ async def test_keys_are_never_taken_from_the_url(access: World) -> None:
     text = access.keys["traffic_reader"]
     status, body = await status_and_body(access, {}, f"/v1.1/Things?access_token={text}")
     assert status == 400
-    assert "Authorization: Bearer" in body and text not in body
+    assert "Authorization header (Bearer" in body and text not in body
 
 
 async def test_no_key_reaches_the_logs(access: World, caplog: pytest.LogCaptureFixture) -> None:
@@ -266,6 +265,10 @@ async def test_basic_is_refused_like_bearer_and_the_answer_never_holds_the_key(
         "no colon": ({"Authorization": "Basic " + base64.b64encode(good.encode()).decode()},
                      "HTTP Basic with the key id as username"),
         "not base64": ({"Authorization": "Basic %%%"}, "HTTP Basic with the key id"),
+        "not ASCII": ({"Authorization": "Basic é".encode("latin-1")},
+                      "HTTP Basic with the key id"),
+        "not UTF-8": ({"Authorization": "Basic " + base64.b64encode(b"\xff:\xfe").decode()},
+                      "HTTP Basic with the key id"),
     }
     for what, (header, reason) in tries.items():
         transport = httpx.ASGITransport(app=access.app)
@@ -304,29 +307,3 @@ async def test_refused_basic_credentials_count_towards_the_addresss_refused_keys
         bearer_after = await status_and_body(w, bearer(w.keys["env_writer"]))
     assert guesses == [401, 401]
     assert bearer_after[0] == 429  # one bucket of refusals per address, whatever the scheme
-
-
-async def test_every_401_carries_a_challenge_even_one_made_without_the_error_format() -> None:
-    async def bare(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 401, "headers": []})
-        await send({"type": "http.response.body", "body": b"no"})
-
-    class Store:
-        pool = None  # an anonymous request needs no database
-
-    class State:
-        store = Store()
-
-    class App:
-        state = State()
-
-    auth = Authentication(bare, KeyChecker(ttl=1, refusals=Limit(per_s=1, burst=1)))
-
-    async def asgi(scope: Any, receive: Any, send: Any) -> None:
-        await auth({**scope, "app": App()}, receive, send)
-
-    transport = httpx.ASGITransport(app=asgi)
-    async with httpx.AsyncClient(transport=transport, base_url="http://city") as client:
-        response = await client.get("/anything")
-    assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"].startswith('Bearer realm="stadspuls"')
