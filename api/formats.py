@@ -164,7 +164,7 @@ def _columns_of(entity: EntityType, select: list[str] | None, items: tuple[Expan
                 settings: ApiSettings, path: tuple[str, ...]) -> list[_Column]:
     columns = [_Column("/".join((*path, name)), path, "@iot.id" if name == "id" else name)
                for name in _components(entity, select)]
-    for item in map(_one_step, items):
+    for item in items:  # one step each (api/expand.py)
         name = item.path[0]
         nav = entity.navs.get(name)
         if nav is None:
@@ -180,14 +180,6 @@ def _columns_of(entity: EntityType, select: list[str] | None, items: tuple[Expan
                               settings.max_page_size).select
         columns += _columns_of(target, inner, item.expand, settings, (*path, name))
     return columns
-
-
-def _one_step(item: Expansion) -> Expansion:
-    """`A/B/C(options)` as `A($expand=B($expand=C(options)))`."""
-    if len(item.path) == 1:
-        return item
-    rest = Expansion(item.path[1:], item.options, item.expand, item.position)
-    return Expansion(item.path[:1], {}, (_one_step(rest),), item.position)
 
 
 async def _csv(shape: Shape, pool: Any, rows: list[dict[str, Any]]) -> str:
