@@ -7,7 +7,8 @@ The body is a list, one element per Datastream::
       "dataArray": [["2026-09-21T10:00:00Z", 23.4, 7], ...]}]
 
 The answer lists, row by row and in order, the selfLink of the Observation made or "error"
-for a row that could not be stored; the rows that could are committed.
+for a row that could not be stored; the rows that could are committed. A row the database
+aborts to break a deadlock is no "error": the whole request runs again, as every write does.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse
 from api import audit, permissions, principal
 from api.bodies import draft, parse_json
 from api.errors import ApiError, BadRequest
-from api.operations import announce, base_url, database_errors
+from api.operations import Contended, Outcome, announce, base_url, database_errors, write_audited
 from api.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -35,25 +36,24 @@ async def handle(request: Request) -> JSONResponse:
     A row in a Datastream the key may not write to is an "error" too."""
     who, target = principal.current.get(), f"POST {request.url.path}"
     pool = request.app.state.store.pool
-    results: list[str] = []
     try:
         permissions.require_writer(who)
         groups = _groups(parse_json(await request.body()))
-        async with pool.acquire() as conn, conn.transaction():
-            writer = Writer(conn, base_url(request))
-            for g, (datastream, components, rows) in enumerate(groups):
-                for r, row in enumerate(rows):
-                    results.append(await _row(writer, datastream, components, row,
-                                              f"[{g}].dataArray[{r}]"))
-            changes = await writer.finish()
-            await audit.record(conn, who, "http", "create_observations", target,
-                               audit.entities(writer.touched), 201)
+
+        async def work(writer: Writer) -> Outcome:
+            results = [await _row(writer, datastream, components, row, f"[{g}].dataArray[{r}]")
+                       for g, (datastream, components, rows) in enumerate(groups)
+                       for r, row in enumerate(rows)]
+            return Outcome(201, results, changes=await writer.finish())
+
+        outcome = await write_audited(pool, base_url(request), "http", "create_observations",
+                                      target, work)
     except ApiError as exc:
         await audit.record_refusal(pool, who, "http", "create_observations", target,
                                    exc.status)
         raise
-    await announce(request, changes)
-    return JSONResponse(results, status_code=201)
+    await announce(request, outcome.changes)
+    return JSONResponse(outcome.body, status_code=201)
 
 
 async def _row(writer: Writer, datastream: Any, components: list[str], row: Any,
@@ -69,6 +69,8 @@ async def _row(writer: Writer, datastream: Any, components: list[str], row: Any,
                 body[name] = value
         async with writer.savepoint(), database_errors():
             observation = await writer.create(draft("Observations", body, where))
+    except Contended:
+        raise  # the whole request runs again (write_audited)
     except ApiError as exc:
         log.info("CreateObservations row refused: %s", exc,
                  extra={"action": "observation_row_refused"})

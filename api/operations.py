@@ -18,7 +18,7 @@ import jsonpointer
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 
-from api import paths, permissions, principal
+from api import audit, paths, permissions, principal
 from api.bodies import INVERSE, SCHEMAS, Aliases, Ref, draft
 from api.changes import render
 from api.errors import (
@@ -100,6 +100,33 @@ async def in_transaction(pool: Any, work: Callable[[Any], Awaitable[T]]) -> T:
             log.info("write aborted by a deadlock, attempt %d of %d", attempt, ATTEMPTS,
                      extra={"action": "write_retried"})
             attempt += 1
+
+
+async def write_audited(pool: Any, base: str, channel: str, action: str, target: str,
+                        work: Callable[[Writer], Awaitable[Outcome]]) -> Outcome:
+    """`work` with a Writer of its own, in a transaction run again after a deadlock
+    (`in_transaction`), and its audit row in that transaction.
+
+    Args:
+        pool: the pool to take the connection from.
+        base: the service root, for selfLinks.
+        channel, action, target: what the audit row says of the request.
+        work: carries out the request; called once per attempt, with a new Writer.
+
+    Returns:
+        The outcome of the attempt that committed.
+    """
+    who = principal.current.get()
+
+    async def attempt(conn: Any) -> Outcome:
+        writer = Writer(conn, base)
+        outcome = await work(writer)
+        await audit.record(conn, who, channel, action, target,
+                           audit.entities([*writer.touched, *writer.deleted]),
+                           outcome.status)
+        return outcome
+
+    return await in_transaction(pool, attempt)
 
 
 def media_type(headers: Any) -> str:

@@ -12,8 +12,6 @@ written to the audit log, in the same transaction when it succeeds (api/audit.py
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -27,8 +25,8 @@ from api.operations import (
     announce,
     base_url,
     execute,
-    in_transaction,
     media_type,
+    write_audited,
 )
 from api.writer import Writer
 
@@ -47,14 +45,10 @@ async def write(path: str, request: Request) -> Response:
         if request.method != "DELETE" and content_type in (JSON, JSON_PATCH):
             payload = parse_json(await request.body())
 
-        async def attempt(conn: Any) -> Outcome:
-            writer = Writer(conn, base_url(request))
-            outcome = await execute(writer, request.method, path, payload, content_type)
-            await audit.record(conn, who, "http", action, target, audit.entities(
-                [*writer.touched, *writer.deleted]), outcome.status)
-            return outcome
+        async def work(writer: Writer) -> Outcome:
+            return await execute(writer, request.method, path, payload, content_type)
 
-        outcome = await in_transaction(pool, attempt)
+        outcome = await write_audited(pool, base_url(request), "http", action, target, work)
     except ApiError as exc:
         await audit.record_refusal(pool, who, "http", action, target, exc.status)
         raise

@@ -193,9 +193,22 @@ class Writer:
             # Made meanwhile by the transaction that held the lock before this one?
             feature = await self.conn.fetchval(_sql("feature_of_location"), location)
         if feature is None:
-            feature = await self._insert("FeaturesOfInterest", "insert_location_feature",
-                                         location)
+            feature = await self._insert_location_feature(location, where)
         self._features[datastream] = int(feature)
+        return int(feature)
+
+    async def _insert_location_feature(self, location: int, where: str) -> int:
+        """The FeatureOfInterest made now from `location`, or the one a writer that takes
+        no lock (registry provisioning) gave it meanwhile."""
+        feature = await self.conn.fetchval(_sql("insert_location_feature"), location)
+        if feature is not None:
+            self._touch("FeaturesOfInterest", feature, None)
+            return int(feature)
+        feature = await self.conn.fetchval(_sql("feature_of_location"), location)
+        if feature is None:
+            raise Conflict(f"{where}: Location {location}, the place of the Thing to make "
+                           "the FeatureOfInterest from, was deleted meanwhile; send the "
+                           "request again")
         return int(feature)
 
     # Update

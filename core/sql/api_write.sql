@@ -171,14 +171,16 @@ LIMIT 1;
 SELECT id FROM features_of_interest WHERE location_id = $1;
 
 -- lock_location_feature --
--- Only one transaction at a time makes the FeatureOfInterest of Location $1; the others
--- wait here, before they have written anything. Waiting instead on the new feature's
+-- Only one API transaction at a time makes the FeatureOfInterest of Location $1; the
+-- others wait here, before they have written anything. Waiting instead on the new feature's
 -- unique key, they would hold a lock on features_of_interest that the first one's new
 -- hypertable chunk needs (its foreign key), and deadlock.
 SELECT pg_advisory_xact_lock(hashtextextended('location_feature:' || $1::bigint, 0));
 
 -- insert_location_feature --
--- A FeatureOfInterest made from Location $1; none when another transaction made it first.
+-- A FeatureOfInterest made from Location $1. None when the Location is gone, or when a
+-- feature stands for it already: the advisory lock above keeps out other API writes, not
+-- registry provisioning (upsert_device_places), which may give it one meanwhile.
 INSERT INTO features_of_interest (name, description, encoding_type, feature, location_id)
 SELECT name, description, encoding_type, location, id FROM locations WHERE id = $1
 ON CONFLICT (location_id) DO NOTHING
