@@ -92,7 +92,7 @@ class Writer:
         locations = await self._ids(d, "Locations")
         if locations:
             await self._set_thing_locations(thing, locations)
-        await self._children(d, thing, "HistoricalLocations")
+        await self._history_children(d, thing)
         await self._children(d, thing, "Datastreams")
         return thing
 
@@ -102,9 +102,7 @@ class Writer:
                                       v["description"], v["encodingType"], v["location"],
                                       v["properties"])
         await self._locate_things(location, await self._ids(d, "Things"))
-        for history in await self._ids(d, "HistoricalLocations"):
-            await self.conn.execute(_sql("add_historical_location_locations"), history,
-                                    [location])
+        await self._add_to_histories(location, await self._ids(d, "HistoricalLocations"))
         return location
 
     async def _create_historical_locations(self, d: Draft) -> int:
@@ -113,13 +111,7 @@ class Writer:
                                      thing, d.values["time"])
         locations = await self._ids(d, "Locations")
         await self.conn.execute(_sql("add_historical_location_locations"), history, locations)
-        # The latest HistoricalLocation of a Thing names where it is now.
-        if await self.conn.fetchval(_sql("historical_location_is_latest"), history):
-            current = [r["location_id"] for r in await self.conn.fetch(
-                _sql("thing_location_ids"), thing)]
-            if sorted(locations) != current:
-                await self.conn.execute(_sql("replace_thing_locations"), thing, locations)
-                self._touch("Things", thing, ("Locations",))
+        await self._follow_history([history], {})
         return history
 
     async def _create_sensors(self, d: Draft) -> int:
@@ -227,7 +219,7 @@ class Writer:
                                 v["properties"])
         if "Locations" in d.links:
             await self._set_thing_locations(thing, await self._ids(d, "Locations"))
-        await self._children(d, thing, "HistoricalLocations")
+        await self._history_children(d, thing)
         await self._children(d, thing, "Datastreams")
 
     async def _update_locations(self, location: int, d: Draft,
@@ -236,13 +228,12 @@ class Writer:
         await self.conn.execute(_sql("update_location"), location, v["name"], v["description"],
                                 v["encodingType"], v["location"], v["properties"])
         await self._locate_things(location, await self._ids(d, "Things"))
-        for history in await self._ids(d, "HistoricalLocations"):
-            await self.conn.execute(_sql("add_historical_location_locations"), history,
-                                    [location])
+        await self._add_to_histories(location, await self._ids(d, "HistoricalLocations"))
 
     async def _update_historical_locations(self, history: int, d: Draft,
                                            changed: tuple[str, ...]) -> None:
         thing = await self._one(d, "Thing") if d.links.get("Thing") else None
+        before = await self._latest_histories([history])
         await self.conn.execute(_sql("update_historical_location"), history, thing,
                                 d.values["time"])
         if "Locations" in d.links:
@@ -252,6 +243,7 @@ class Writer:
                                  "one Location")
             await self.conn.execute(_sql("set_historical_location_locations"), history,
                                     locations)
+        await self._follow_history([history], before)
 
     async def _update_sensors(self, sensor: int, d: Draft, changed: tuple[str, ...]) -> None:
         v = d.values
@@ -406,6 +398,50 @@ class Writer:
     async def _locate_things(self, location: int, things: list[int]) -> None:
         for thing in things:
             await self._set_thing_locations(thing, [location])
+
+    # HistoricalLocations given by hand: the latest of a Thing's says where it is now.
+
+    async def _add_to_histories(self, location: int, histories: list[int]) -> None:
+        before = await self._latest_histories(histories)
+        for history in histories:
+            await self.conn.execute(_sql("add_historical_location_locations"), history,
+                                    [location])
+        await self._follow_history(histories, before)
+
+    async def _history_children(self, d: Draft, thing: int) -> None:
+        """A Thing's HistoricalLocations: inline ones created, linked ones moved to it."""
+        moved = [item.id for item in d.links.get("HistoricalLocations", [])
+                 if isinstance(item, Ref)]
+        before = await self._latest_histories(moved)
+        await self._children(d, thing, "HistoricalLocations")
+        await self._follow_history(moved, before)
+
+    async def _latest_histories(self, histories: list[int]) -> dict[int, int]:
+        """The Things of `histories` (HistoricalLocations), each with its latest one."""
+        if not histories:
+            return {}
+        things = [r["thing_id"] for r in await self.conn.fetch(
+            _sql("historical_location_things"), histories)]
+        return {r["thing_id"]: r["id"] for r in await self.conn.fetch(
+            _sql("latest_historical_locations"), things)}
+
+    async def _follow_history(self, histories: list[int], before: dict[int, int]) -> None:
+        """After a change of `histories`, with `before` from `_latest_histories` ahead of
+        it: a Thing whose latest HistoricalLocation is or was one of them gets the
+        Locations of its latest one as its current ones, recording nothing more."""
+        if not histories:
+            return
+        things = {*before, *(r["thing_id"] for r in await self.conn.fetch(
+            _sql("historical_location_things"), histories))}
+        for latest in await self.conn.fetch(_sql("latest_historical_locations"), list(things)):
+            thing, locations = latest["thing_id"], list(latest["locations"])
+            if latest["id"] not in histories and before.get(thing) not in histories:
+                continue
+            current = [r["location_id"] for r in await self.conn.fetch(
+                _sql("thing_location_ids"), thing)]
+            if locations and locations != current:
+                await self.conn.execute(_sql("replace_thing_locations"), thing, locations)
+                self._touch("Things", thing, ("Locations",))
 
     # Bookkeeping
 

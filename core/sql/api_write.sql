@@ -62,13 +62,19 @@ WHERE h.id IN (SELECT historical_location_id FROM historical_location_locations
 -- insert_historical_location --
 INSERT INTO historical_locations (thing_id, time) VALUES ($1, $2) RETURNING id;
 
--- historical_location_is_latest --
--- Whether no other HistoricalLocation of the Thing of HistoricalLocation $1 is later.
-SELECT NOT EXISTS (
-    SELECT 1 FROM historical_locations h JOIN historical_locations o
-        ON o.thing_id = h.thing_id AND o.id <> h.id AND o.time > h.time
-    WHERE h.id = $1
-);
+-- historical_location_things --
+-- The Things of HistoricalLocations $1.
+SELECT DISTINCT thing_id FROM historical_locations WHERE id = ANY($1::bigint[]);
+
+-- latest_historical_locations --
+-- The latest HistoricalLocation of each of Things $1 that has any (of two at one time, the
+-- one made last), with its Locations.
+SELECT DISTINCT ON (h.thing_id) h.thing_id, h.id,
+       ARRAY(SELECT l.location_id FROM historical_location_locations l
+             WHERE l.historical_location_id = h.id ORDER BY l.location_id) AS locations
+FROM historical_locations h
+WHERE h.thing_id = ANY($1::bigint[])
+ORDER BY h.thing_id, h.time DESC, h.id DESC;
 
 -- replace_thing_locations --
 -- Make Locations $2 the current ones of Thing $1, recording nothing: the HistoricalLocation

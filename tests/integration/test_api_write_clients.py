@@ -191,6 +191,89 @@ async def test_a_later_historical_location_is_notified_as_a_change_of_the_things
     assert changed[("Things", mast)] == ("Locations",)
 
 
+async def test_a_location_linked_to_the_latest_historical_location_joins_the_things_places(
+    api: Api
+) -> None:
+    mast = (await api.post("/v1.1/Things", thing(Locations=[location("Odenplan")])))["@iot.id"]
+    odenplan = (await _places(api, mast))[0]
+    latest = await _history(api, mast)
+    earlier = (await api.post(f"/v1.1/Things({mast})/HistoricalLocations", {
+        "time": "2020-01-01T00:00:00Z", "Locations": [{"@iot.id": odenplan}]}))["@iot.id"]
+    tensta = (await api.post("/v1.1/Locations", {
+        **location("Tensta"), "HistoricalLocations": [{"@iot.id": earlier}]}))["@iot.id"]
+    assert await _places(api, mast) == [odenplan]
+    api.notified.changes.clear()
+    slussen = (await api.post("/v1.1/Locations", {
+        **location("Slussen"), "HistoricalLocations": [{"@iot.id": latest}]}))["@iot.id"]
+    assert await _places(api, mast) == [odenplan, slussen]
+    assert ("Things", mast, ("Locations",)) in [
+        (c.entity_set, c.id, c.changed) for c in api.notified.changes]
+    await api.send("PATCH", f"/v1.1/Locations({tensta})",
+                   {"HistoricalLocations": [{"@iot.id": latest}]})
+    assert await _places(api, mast) == sorted([odenplan, slussen, tensta])
+
+
+async def test_a_patched_historical_location_time_moves_the_thing_to_the_latest_one(
+    api: Api
+) -> None:
+    mast = (await api.post("/v1.1/Things", thing(Locations=[location("Odenplan")])))["@iot.id"]
+    odenplan = (await _places(api, mast))[0]
+    tensta = (await api.post("/v1.1/Locations", location("Tensta")))["@iot.id"]
+    moved = (await api.post(f"/v1.1/Things({mast})/HistoricalLocations", {
+        "time": "2020-01-01T00:00:00Z", "Locations": [{"@iot.id": tensta}]}))["@iot.id"]
+    assert await _places(api, mast) == [odenplan]
+    await api.send("PATCH", f"/v1.1/HistoricalLocations({moved})",
+                   {"time": "2099-01-01T00:00:00Z"})
+    assert await _places(api, mast) == [tensta]
+    await api.send("PATCH", f"/v1.1/HistoricalLocations({moved})",
+                   {"time": "2020-01-01T00:00:00Z"})
+    assert await _places(api, mast) == [odenplan]
+
+
+async def test_the_latest_historical_location_given_new_locations_or_thing_moves_the_things(
+    api: Api
+) -> None:
+    mast = (await api.post("/v1.1/Things", thing(Locations=[location("Odenplan")])))["@iot.id"]
+    odenplan = (await _places(api, mast))[0]
+    other = (await api.post("/v1.1/Things", thing("Other mast")))["@iot.id"]
+    slussen = (await api.post("/v1.1/Locations", location("Slussen")))["@iot.id"]
+    tensta = (await api.post("/v1.1/Locations", location("Tensta")))["@iot.id"]
+    latest = (await api.post(f"/v1.1/Things({mast})/HistoricalLocations", {
+        "time": "2099-01-01T00:00:00Z", "Locations": [{"@iot.id": slussen}]}))["@iot.id"]
+    await api.send("PATCH", f"/v1.1/HistoricalLocations({latest})",
+                   {"Locations": [{"@iot.id": tensta}]})
+    assert await _places(api, mast) == [tensta]
+    await api.send("PATCH", f"/v1.1/HistoricalLocations({latest})",
+                   {"Thing": {"@iot.id": other}})
+    assert (await _places(api, mast), await _places(api, other)) == ([odenplan], [tensta])
+    await api.send("PATCH", f"/v1.1/Things({mast})",
+                   {"HistoricalLocations": [{"@iot.id": latest}]})
+    assert await _places(api, mast) == [tensta]
+
+
+async def test_a_deleted_latest_historical_location_leaves_the_thing_where_it_is(
+    api: Api
+) -> None:
+    mast = (await api.post("/v1.1/Things", thing(Locations=[location("Odenplan")])))["@iot.id"]
+    slussen = (await api.post("/v1.1/Locations", location("Slussen")))["@iot.id"]
+    await api.send("PATCH", f"/v1.1/Things({mast})", {"Locations": [{"@iot.id": slussen}]})
+    await api.send("DELETE", f"/v1.1/HistoricalLocations({await _history(api, mast)})")
+    assert await _places(api, mast) == [slussen]
+
+
+async def _places(api: Api, thing_id: int) -> list[int]:
+    """The ids of the Thing's current Locations."""
+    found = await api.get(f"/v1.1/Things({thing_id})/Locations?$select=id&$orderby=id")
+    return [place["@iot.id"] for place in found["value"]]
+
+
+async def _history(api: Api, thing_id: int) -> int:
+    """The id of the Thing's latest HistoricalLocation."""
+    found = await api.get(f"/v1.1/Things({thing_id})/HistoricalLocations"
+                          "?$select=id&$orderby=time desc&$top=1")
+    return int(found["value"][0]["@iot.id"])
+
+
 # References to earlier requests of a batch
 
 async def test_a_batch_body_links_the_entity_an_earlier_request_created(
