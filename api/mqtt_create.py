@@ -6,25 +6,33 @@ created exactly as a POST to that path would create it, and notified the same wa
 listener subscribes at QoS 1 with a persistent MQTT 5 session and acknowledges a message
 only after its Observation is committed (or its reject stored), so a restart loses none.
 
-Messages the platform publishes itself (notifications carry the user property
-`stadspuls-notification: 1`) and payloads that carry an `@iot.id` are not requests and are
-passed over. A payload that cannot be created is stored in `rejected_messages` with a code
-(`invalid_json`, or the API's error code such as `bad_request`) and the reason.
+Messages that carry the user property `stadspuls-notification` (whatever its value: the
+platform's notifications carry it, and a client that sends it says its message is none) and
+payloads that carry an `@iot.id` are not requests and are passed over. A payload that
+cannot be created is stored in `rejected_messages` with a code (`invalid_json`, or the API's
+error code such as `bad_request`) and the reason.
 
 Who published a message, the stack's broker says in the user property
-`stadspuls-publisher` (deploy/mosquitto_publisher.c). A message of an API key is created
-with that key's rights, as a POST with it would be: a writer only in its agency's
-Datastreams (on `v1.1/Observations` the broker's ACL cannot check that: the Datastream is
-in the payload), and only in those it may see; a key revoked or expired since it logged in
-is refused. A message of one of the stack's service accounts, or without the property (a
-broker without the plugin, whose ACL alone decides), is created by the platform. Each
-request is audited with its key, refusals too.
+`stadspuls-publisher`, signed with the stack's publisher secret
+(deploy/mosquitto_publisher.c, core.mqtt_publish.publisher_stamp). A name is believed only
+with a valid signature: a Will message passes the broker unnamed and may carry any
+property, so a claimed publisher without one is refused (`forged_publisher`), and so,
+when the API has the secret (the broker names every publisher), is a message naming
+nobody (`unnamed_publisher`). A message of an API key is created with that key's rights,
+as a POST with it would be: a writer only in its agency's Datastreams (on
+`v1.1/Observations` the broker's ACL cannot check that: the Datastream is in the payload),
+and only in those it may see; a key revoked or expired since it logged in is refused. A
+message of one of the stack's service accounts is created by the platform; so is one
+without the property when the API has no secret (a broker without the plugin, whose ACL
+alone must then decide). Each request is audited with its key, refusals too; a write the
+database aborts to break a deadlock is run again, as over HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hmac
 import itertools
 import logging
 from collections.abc import AsyncIterator
@@ -42,11 +50,11 @@ from api.auth import key_principal
 from api.bodies import parse_json
 from api.errors import ApiError, TooSlow, Unauthorized
 from api.keys import is_key_id
-from api.operations import execute
+from api.operations import Outcome, execute, in_transaction
 from api.principal import Principal
 from api.settings import ApiSettings
 from api.writer import Writer
-from core.mqtt_publish import PUBLISHER_PROPERTY, USER_PROPERTY
+from core.mqtt_publish import PUBLISHER_PROPERTY, USER_PROPERTY, publisher_stamp
 from core.notify import VERSION
 from core.pacing import jittered, reconnecting
 from core.queries import query
@@ -59,6 +67,20 @@ RECEIVE_MAXIMUM = 100
 _UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                 asyncpg.CannotConnectNowError)
 TOO_SLOW_ATTEMPTS = 3
+NOTIFICATION_PROPERTY = USER_PROPERTY[0]
+
+
+class ForgedPublisher(Unauthorized):
+    """The message claims a publisher the broker did not sign: nothing is created."""
+
+    code = "forged_publisher"
+
+
+class UnnamedPublisher(Unauthorized):
+    """The broker names the publisher of every message it passes on and named none for
+    this one (a Will message, which it passes unnamed): nothing is created."""
+
+    code = "unnamed_publisher"
 
 
 class ObservationListener:
@@ -67,6 +89,7 @@ class ObservationListener:
     def __init__(self, app: FastAPI, settings: ApiSettings) -> None:
         self.app = app
         self.settings = settings
+        self.secret = settings.publisher_secret()
         self.prefix = settings.topic_prefix
         self.base = f"http://{settings.api_host}:{settings.api_port}/{VERSION}"
         self.ready = asyncio.Event()  # subscribed; tests wait for it
@@ -110,22 +133,21 @@ class ObservationListener:
         """Create the Observation of one message, or store why not; retries while the
         database is away."""
         names = getattr(properties, "UserProperty", None) or []
-        if USER_PROPERTY in names:
+        if any(name == NOTIFICATION_PROPERTY for name, _ in names):
             return
-        publisher = next((value for name, value in reversed(names)
-                          if name == PUBLISHER_PROPERTY), None)
+        claimed = [value for name, value in names if name == PUBLISHER_PROPERTY]
         # Rejects and key look-ups are the platform's own; the creation, the publisher's.
         token = principal.current.set(principal.PLATFORM)
         try:
-            await self._attempts(topic, payload, publisher)
+            await self._attempts(topic, payload, claimed)
         finally:
             principal.current.reset(token)
 
-    async def _attempts(self, topic: str, payload: bytes, publisher: str | None) -> None:
+    async def _attempts(self, topic: str, payload: bytes, claimed: list[str]) -> None:
         delay = 0.5
         for attempt in itertools.count(1):
             try:
-                await self._create(topic, payload, publisher)
+                await self._create(topic, payload, claimed)
                 return
             except TooSlow as exc:
                 # A message that is too slow every time would hold up the rest forever.
@@ -140,7 +162,7 @@ class ObservationListener:
                 await asyncio.sleep(jittered(delay))
                 delay = min(delay * 2, 30.0)
 
-    async def _create(self, topic: str, payload: bytes, publisher: str | None) -> None:
+    async def _create(self, topic: str, payload: bytes, claimed: list[str]) -> None:
         try:
             body = parse_json(payload)
         except ApiError as exc:
@@ -151,19 +173,25 @@ class ObservationListener:
         path = topic[len(self.prefix):].removeprefix(f"{VERSION}/")
         target = f"{VERSION}/{path}"
         pool = self.app.state.store.pool
+        publisher = None
         try:
+            publisher = self._named(topic, payload, claimed)
             who = await self._publisher(publisher)
         except Unauthorized as exc:
             await self._reject(topic, payload, exc.code, str(exc))
             await audit.record_refusal(pool, _refused(publisher), "mqtt", "create", target,
                                        exc.status)
             return
+
+        async def create(conn: Any) -> Outcome:
+            writer = Writer(conn, self.base)
+            outcome = await execute(writer, "POST", path, body)
+            await self._audit(conn, writer, target, who)
+            return outcome
+
         token = principal.current.set(who)  # for the database's row-level security too
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                writer = Writer(conn, self.base)
-                outcome = await execute(writer, "POST", path, body)
-                await self._audit(conn, writer, target, who)
+            outcome = await in_transaction(pool, create)
         except TooSlow:
             raise
         except ApiError as exc:
@@ -175,6 +203,26 @@ class ObservationListener:
         log.debug("created %s over MQTT", outcome.location,
                   extra={"action": "mqtt_observation_created"})
         await self.app.state.notifier.notify(outcome.changes)
+
+    def _named(self, topic: str, payload: bytes, claimed: list[str]) -> str | None:
+        """The account the broker names as the message's publisher; None when it names
+        none and the API has no secret (a broker that names nobody).
+
+        Raises:
+            ForgedPublisher: a publisher is claimed without the broker's signature (or
+                the API has no secret to check one by).
+            UnnamedPublisher: none is named, and the broker names every publisher.
+        """
+        if not claimed:
+            if self.secret is not None:
+                raise UnnamedPublisher()
+            return None
+        username = claimed[-1].rpartition(";")[0]
+        if self.secret is None or len(claimed) > 1 or not hmac.compare_digest(
+                claimed[-1].encode(),
+                publisher_stamp(self.secret, username, topic, payload).encode()):
+            raise ForgedPublisher()
+        return username
 
     async def _publisher(self, publisher: str | None) -> Principal:
         """Who a message acts for: the key the broker names, else the platform (a

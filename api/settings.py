@@ -33,6 +33,10 @@ class ApiSettings(BaseSettings):
     # its password is read from the file. None: connect anonymously.
     mqtt_username: str | None = None
     mqtt_password_file: Path | None = None
+    # The secret with which the broker signs the publisher it names on each message
+    # (deploy/mosquitto_publisher.c). Set, a message is created only for a publisher the
+    # broker signed; None: the broker names nobody, and its ACL alone decides.
+    mqtt_publisher_secret_file: Path | None = None
     topic_prefix: str = ""
     mqtt_enabled: bool = True
     # How often usage per agency (requests, bytes, notifications) is written to the
@@ -55,3 +59,13 @@ class ApiSettings(BaseSettings):
     def mqtt_login(self) -> tuple[str, str] | None:
         """(username, password) for the broker, or None to connect anonymously."""
         return read_login(self.mqtt_username, self.mqtt_password_file)
+
+    def publisher_secret(self) -> bytes | None:
+        """The secret the broker signs publishers with, or None when it names none.
+
+        Raises:
+            OSError: the file cannot be read.
+        """
+        if self.mqtt_publisher_secret_file is None:
+            return None
+        return self.mqtt_publisher_secret_file.read_text().strip().encode()

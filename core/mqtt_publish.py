@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import secrets
 from collections.abc import Iterable
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 # another reason (the API creating Observations published by devices) can tell them apart.
 USER_PROPERTY = ("stadspuls-notification", "1")
 # The user property in which the stack's broker names the account that published a message
-# (deploy/mosquitto_publisher.c); the last one of a message is the broker's.
+# (deploy/mosquitto_publisher.c), signed: see `publisher_stamp`.
 PUBLISHER_PROPERTY = "stadspuls-publisher"
 
 LOG_EVERY_S = 10.0
@@ -62,6 +64,15 @@ PUBLISH_PROPERTIES = varint(len(_PROPERTIES)) + _PROPERTIES
 # The fixed header of a QoS 0 PUBLISH for each remaining length up to 16 KiB, looked up
 # rather than encoded for every message.
 _HEADERS = [bytes([PUBLISH]) + varint(n) for n in range(16_384)]
+
+
+def publisher_stamp(secret: bytes, username: str, topic: str, payload: bytes) -> str:
+    """The value of PUBLISHER_PROPERTY the stack's broker gives a message `username`
+    published: `<username>;<mac>`, the HMAC-SHA256 in hex of the username, the topic and the
+    payload (the first two each ended by a NUL byte, which MQTT strings never hold) under
+    the stack's publisher secret. The plugin computes the same in C."""
+    signed = username.encode() + b"\0" + topic.encode() + b"\0" + payload
+    return f"{username};{hmac.new(secret, signed, hashlib.sha256).hexdigest()}"
 
 
 def connect_packet(client_id: str, keepalive_s: int,

@@ -331,16 +331,21 @@ def ingest(**options: Any) -> None:
 @click.option("--mqtt-username", help="Broker account [STADSPULS_MQTT_USERNAME; anonymous]")
 @click.option("--mqtt-password-file", type=click.Path(path_type=Path),
               help="File holding its password [STADSPULS_MQTT_PASSWORD_FILE]")
+@click.option("--mqtt-publisher-secret-file", type=click.Path(path_type=Path),
+              help="File holding the secret the broker signs publishers with "
+              "[STADSPULS_MQTT_PUBLISHER_SECRET_FILE; none: the broker names no publisher]")
 def api_command(database_url: str | None, api_port: int | None, mqtt_host: str | None,
                 mqtt_port: int | None, topic_prefix: str | None,
                 mqtt_enabled: bool | None, mqtt_username: str | None,
-                mqtt_password_file: Path | None) -> None:
+                mqtt_password_file: Path | None,
+                mqtt_publisher_secret_file: Path | None) -> None:
     """Serve the readings API (OGC SensorThings v1.1) over HTTP, and announce its changes
     on the SensorThings MQTT topics."""
     options = {"database_url": database_url, "api_port": api_port, "mqtt_host": mqtt_host,
                "mqtt_port": mqtt_port, "topic_prefix": topic_prefix,
                "mqtt_enabled": mqtt_enabled, "mqtt_username": mqtt_username,
-               "mqtt_password_file": mqtt_password_file}
+               "mqtt_password_file": mqtt_password_file,
+               "mqtt_publisher_secret_file": mqtt_publisher_secret_file}
     given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
     settings = ApiSettings(**given)
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,

@@ -12,8 +12,9 @@ requires a client certificate of that CA and takes the username from its common 
 one reads an ACL file of its own, which grants only the certificate identities of active
 accounts (a password account's name has no grants there). Each listener then loads a
 plugin of the stack's own (deploy/mosquitto_publisher.c, compiled at start), which names
-the publisher of each message in an MQTT 5 user property, so that the API can check the
-rights of a key that publishes an Observation.
+the publisher of each message in an MQTT 5 user property, signed with the stack's publisher
+secret, so that the API can check the rights of a key that publishes an Observation. The
+secret is in the configuration, which is therefore readable by the broker's user alone.
 
 The broker publishes its log, subscriptions included, on `$SYS/broker/log/...`, which the
 ACL lets only the API's account read: the API publishes `$select` notification topics
@@ -22,6 +23,7 @@ only while someone is subscribed to them (core/subscriptions.py).
 
 from __future__ import annotations
 
+import os
 import pwd
 import shutil
 import signal
@@ -44,19 +46,20 @@ def build_plugin(target: Path) -> Path:
     source (about 0.2 s with gcc); `target`.
 
     Raises:
-        SystemSetupError: it does not compile (gcc or Mosquitto's plugin headers, from
-            the package mosquitto-dev, are missing).
+        SystemSetupError: it does not compile (gcc, Mosquitto's plugin headers from the
+            package mosquitto-dev, or OpenSSL's from libssl-dev are missing).
     """
     if target.exists() and target.stat().st_mtime >= PLUGIN_SOURCE.stat().st_mtime:
         return target
     building = target.with_name(f".{target.name}.building")
     try:
         subprocess.run(["gcc", "-O2", "-Wall", "-shared", "-fPIC", "-o", str(building),
-                        str(PLUGIN_SOURCE)], check=True, capture_output=True, text=True)
+                        str(PLUGIN_SOURCE), "-lcrypto"],
+                       check=True, capture_output=True, text=True)
     except (OSError, subprocess.CalledProcessError) as exc:
         detail = getattr(exc, "stderr", None) or str(exc)
-        raise SystemSetupError(f"the broker's publisher plugin does not compile "
-                               f"(are gcc and mosquitto-dev installed?): {detail}") from exc
+        raise SystemSetupError(f"the broker's publisher plugin does not compile (are gcc, "
+                               f"mosquitto-dev and libssl-dev installed?): {detail}") from exc
     building.chmod(0o755)
     building.replace(target)
     return target
@@ -64,7 +67,8 @@ def build_plugin(target: Path) -> Path:
 
 @dataclass(frozen=True)
 class BrokerAuth:
-    """Who may connect: the access files, and the TLS listeners with their certificates."""
+    """Who may connect: the access files, the TLS listeners with their certificates, and
+    the file holding the secret the publisher plugin signs with."""
 
     password_file: Path
     acl_file: Path
@@ -72,6 +76,7 @@ class BrokerAuth:
     tls_port: int
     mtls_port: int
     authority: Authority
+    publisher_secret_file: Path
 
     @property
     def plugin(self) -> Path:
@@ -80,8 +85,10 @@ class BrokerAuth:
 
     def render(self) -> list[str]:
         """The access lines of the plain listener, then the two TLS listeners."""
+        plugin = [f"plugin {self.plugin}",
+                  f"plugin_opt_secret {self.publisher_secret_file.read_text().strip()}"]
         password = ["allow_anonymous false", f"password_file {self.password_file}",
-                    f"acl_file {self.acl_file}", f"plugin {self.plugin}"]
+                    f"acl_file {self.acl_file}", *plugin]
         tls = [f"cafile {self.authority.ca_cert}", f"certfile {self.authority.server_cert}",
                f"keyfile {self.authority.server_key}", "tls_version tlsv1.2"]
         return [
@@ -97,7 +104,7 @@ class BrokerAuth:
             f"listener {self.mtls_port} 127.0.0.1",
             "allow_anonymous false",
             f"acl_file {self.certificate_acl_file}",
-            f"plugin {self.plugin}",
+            *plugin,
             *tls,
             "require_certificate true",
             "use_identity_as_username true",
@@ -177,15 +184,19 @@ class MosquittoBroker:
         return self.config.port
 
     def prepare(self) -> None:
-        """Write the configuration, build the plugin it names, and create the directories
-        the broker writes to."""
+        """Write the configuration (mode 0600: it may hold the publisher secret), build
+        the plugin it names, and create the directories the broker writes to."""
         self.config.data_dir.mkdir(parents=True, exist_ok=True)
         if self.config.auth is not None:
             build_plugin(self.config.auth.plugin)
-        self.config_file.write_text(self.config.render())
+        text = self.config.render()
+        fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # one written before by an older version may be wider
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
         if self.run_as is not None:
             group = pwd.getpwnam(self.run_as).pw_gid
-            for path in (self.directory, self.config.data_dir):
+            for path in (self.directory, self.config.data_dir, self.config_file):
                 shutil.chown(path, self.run_as, group)
 
     def start(self, timeout: float = 20) -> None:

@@ -6,16 +6,25 @@
  *
  * Only messages on the SensorThings topics (`.../v1.1/...`) are touched; readings on device
  * and gateway topics pass unchanged, as ingest does not need it.
- * The name goes in the MQTT 5 user property `stadspuls-publisher`, set to the client's
- * username, appended after any the client sent. A message that already carries that
- * property is refused as not authorised (PUBACK 135 to an MQTT 5 client), so the property
- * never says what a client claimed. Messages of anonymous clients, and the notifications
- * of the platform itself (user property `stadspuls-notification`), are passed on as they
- * are. deploy/mosquitto.py compiles it and names it in each listener.
+ * The name goes in the MQTT 5 user property `stadspuls-publisher`, appended after any the
+ * client sent, as `<username>;<mac>`: the HMAC-SHA256, in hex, of the username, the topic
+ * and the payload (the first two each ended by a NUL byte) under the stack's publisher
+ * secret (option `plugin_opt_secret`; without it the plugin does not start). The API
+ * believes only a name whose MAC it can check, because a Will message never passes through
+ * this plugin (Mosquitto 2.0 runs MOSQ_EVT_MESSAGE for published messages only) and may
+ * carry any property its client put in it. A published message that already carries the
+ * property is refused as not authorised (PUBACK 135 to an MQTT 5 client). Every message of
+ * a logged-in client is named, the platform's own notifications too: a property a client
+ * can send never exempts a message. deploy/mosquitto.py compiles it and names it, with
+ * the secret, in each listener.
  */
 
 #include <stdbool.h>
 #include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 
 #include <mosquitto.h>
 #include <mosquitto_broker.h>
@@ -23,7 +32,16 @@
 #include <mqtt_protocol.h>
 
 #define PUBLISHER "stadspuls-publisher"
-#define NOTIFICATION "stadspuls-notification"
+#define SECRET_OPTION "secret"
+#define MAC_HEX_LEN 64
+
+/* What one listener's instance holds: its identifier, and HMAC keyed with the secret,
+ * copied for each message. */
+struct publisher {
+	mosquitto_plugin_id_t *identifier;
+	EVP_MAC *hmac;
+	EVP_MAC_CTX *keyed;
+};
 
 static bool has_user_property(const mosquitto_property *list, const char *wanted)
 {
@@ -44,13 +62,46 @@ static bool has_user_property(const mosquitto_property *list, const char *wanted
 	return found;
 }
 
+/* `<username>;<mac in hex>` into a new string, or NULL. */
+static char *stamp(const struct publisher *self, const char *username,
+		const struct mosquitto_evt_message *message)
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	size_t mac_len = 0;
+	size_t name_len = strlen(username);
+	char *value = NULL;
+	EVP_MAC_CTX *ctx = EVP_MAC_CTX_dup(self->keyed);
+	bool ok = ctx != NULL
+		&& EVP_MAC_update(ctx, (const unsigned char *)username, name_len + 1)
+		&& EVP_MAC_update(ctx, (const unsigned char *)message->topic,
+			strlen(message->topic) + 1)
+		&& EVP_MAC_update(ctx, message->payload, message->payloadlen)
+		&& EVP_MAC_final(ctx, mac, &mac_len, sizeof(mac))
+		&& mac_len * 2 == MAC_HEX_LEN;
+
+	EVP_MAC_CTX_free(ctx);
+	if(ok && (value = mosquitto_malloc(name_len + 1 + MAC_HEX_LEN + 1)) != NULL){
+		memcpy(value, username, name_len);
+		value[name_len] = ';';
+		for(size_t i = 0; i < mac_len; i++){
+			value[name_len + 1 + 2*i] = hex[mac[i] >> 4];
+			value[name_len + 2 + 2*i] = hex[mac[i] & 0x0f];
+		}
+		value[name_len + 1 + MAC_HEX_LEN] = '\0';
+	}
+	return value;
+}
+
 static int on_message(int event, void *event_data, void *userdata)
 {
 	struct mosquitto_evt_message *message = event_data;
+	const struct publisher *self = userdata;
 	const char *username = mosquitto_client_username(message->client);
+	char *value;
+	int rc;
 
 	(void)event;
-	(void)userdata;
 	/* Only the SensorThings topics need it; device readings, the hot path, pass as sent. */
 	if(message->topic == NULL || strstr(message->topic, "v1.1/") == NULL){
 		return MOSQ_ERR_SUCCESS;
@@ -58,11 +109,33 @@ static int on_message(int event, void *event_data, void *userdata)
 	if(has_user_property(message->properties, PUBLISHER)){
 		return MOSQ_ERR_ACL_DENIED;
 	}
-	if(username == NULL || has_user_property(message->properties, NOTIFICATION)){
-		return MOSQ_ERR_SUCCESS;
+	if(username == NULL){
+		return MOSQ_ERR_SUCCESS;  /* nobody to name: only where anonymous clients may publish */
 	}
-	return mosquitto_property_add_string_pair(
-		&message->properties, MQTT_PROP_USER_PROPERTY, PUBLISHER, username);
+	if((value = stamp(self, username, message)) == NULL){
+		return MOSQ_ERR_NOMEM;
+	}
+	rc = mosquitto_property_add_string_pair(
+		&message->properties, MQTT_PROP_USER_PROPERTY, PUBLISHER, value);
+	mosquitto_free(value);
+	return rc;
+}
+
+static const char *option(const struct mosquitto_opt *opts, int opt_count, const char *key)
+{
+	for(int i = 0; i < opt_count; i++){
+		if(strcmp(opts[i].key, key) == 0){
+			return opts[i].value;
+		}
+	}
+	return NULL;
+}
+
+static void release(struct publisher *self)
+{
+	EVP_MAC_CTX_free(self->keyed);
+	EVP_MAC_free(self->hmac);
+	mosquitto_free(self);
 }
 
 int mosquitto_plugin_version(int supported_version_count, const int *supported_versions)
@@ -75,16 +148,44 @@ int mosquitto_plugin_version(int supported_version_count, const int *supported_v
 int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 		struct mosquitto_opt *opts, int opt_count)
 {
-	(void)opts;
-	(void)opt_count;
+	const char *secret = option(opts, opt_count, SECRET_OPTION);
+	char digest[] = "SHA256";
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+		OSSL_PARAM_construct_end(),
+	};
+	struct publisher *self;
+
+	if(secret == NULL || secret[0] == '\0'){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "stadspuls publisher plugin: no plugin_opt_"
+				SECRET_OPTION "; refusing to start");
+		return MOSQ_ERR_INVAL;
+	}
+	if((self = mosquitto_calloc(1, sizeof(*self))) == NULL){
+		return MOSQ_ERR_NOMEM;
+	}
 	/* Loaded once per listener, each time with an identifier of its own. */
-	*user_data = identifier;
-	return mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, NULL);
+	self->identifier = identifier;
+	self->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	self->keyed = self->hmac != NULL ? EVP_MAC_CTX_new(self->hmac) : NULL;
+	if(self->keyed == NULL || !EVP_MAC_init(self->keyed, (const unsigned char *)secret,
+			strlen(secret), params)){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "stadspuls publisher plugin: no HMAC-SHA256");
+		release(self);
+		return MOSQ_ERR_UNKNOWN;
+	}
+	*user_data = self;
+	return mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, self);
 }
 
 int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, int opt_count)
 {
+	struct publisher *self = user_data;
+	int rc;
+
 	(void)opts;
 	(void)opt_count;
-	return mosquitto_callback_unregister(user_data, MOSQ_EVT_MESSAGE, on_message, NULL);
+	rc = mosquitto_callback_unregister(self->identifier, MOSQ_EVT_MESSAGE, on_message, NULL);
+	release(self);
+	return rc;
 }

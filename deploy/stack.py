@@ -17,8 +17,9 @@ from core.database import connect, ensure_database
 from core.errors import CoreError
 from core.migrations import migrate
 from core.queries import query
+from core.secrets import new_secret
 from deploy import ports
-from deploy.access import StackAccess
+from deploy.access import StackAccess, write_private
 from deploy.errors import ServiceFailed
 from deploy.mosquitto import BrokerAuth, MosquittoBroker
 from deploy.postgres import PostgresServer, stop_orphan
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 RUNTIME_FILE = "runtime.json"
 SUPERVISOR_PID = "stadspuls.pid"
+# The secret the broker's plugin signs the publisher of each message with, and the API
+# checks it by (deploy/mosquitto_publisher.c); made once, kept in the secrets directory.
+SIGNING_FILE = "broker-publisher.secret"
 
 
 def temporary_state_dir(prefix: str) -> Path:
@@ -64,10 +68,12 @@ class LocalStack:
         )
         broker_dir = self.state_dir / "mosquitto"
         self.access = StackAccess(self.state_dir, broker_dir, self.run_as)
+        self.publisher_secret_file = self.access.secrets_dir / SIGNING_FILE
         auth = BrokerAuth(
             self.access.target.password_file, self.access.target.acl_file,
             self.access.target.certificate_acl_file,
             settings.mqtt_tls_port, settings.mqtt_mtls_port, Authority(self.state_dir / "tls"),
+            self.publisher_secret_file,
         ) if settings.mqtt_auth else None
         self.broker = MosquittoBroker(broker_dir, settings.mqtt_port, logs / "mosquitto.log",
                                       self.run_as, auth)
@@ -105,6 +111,8 @@ class LocalStack:
                          extra={"action": "schema_ready"})
                 if self.settings.mqtt_auth:
                     ensure_authority(self.state_dir / "tls", self.run_as)
+                    if not self.publisher_secret_file.exists():
+                        write_private(self.publisher_secret_file, new_secret() + "\n")
                     await self.access_sync().sync(conn)
             finally:
                 await conn.close()
@@ -157,7 +165,7 @@ class LocalStack:
         """Start `stadspuls api` against this stack; return once it answers."""
         settings = self.settings
         ports.ensure_free(settings.api_port, "STADSPULS_API_PORT or --api-port")
-        login = self.service_login("stadspuls-api")
+        login = self.service_login("stadspuls-api") | self.publisher_signing()
         api = self._program("api", ["api", "--database-url", settings.database_url,
                                     "--port", str(settings.api_port),
                                     "--mqtt-port", str(settings.mqtt_port),
@@ -186,6 +194,13 @@ class LocalStack:
             return {}
         return {"mqtt_username": account,
                 "mqtt_password_file": self.access.service_secret_file(account)}
+
+    def publisher_signing(self) -> dict[str, Any]:
+        """mqtt_publisher_secret_file for the API's settings: the secret the broker signs the
+        publishers it names with; nothing with authentication off (no plugin names them)."""
+        if not self.settings.mqtt_auth:
+            return {}
+        return {"mqtt_publisher_secret_file": self.publisher_secret_file}
 
     def _program(self, name: str, command: list[str]) -> ManagedProcess:
         program = ManagedProcess(
@@ -240,8 +255,10 @@ class LocalStack:
 def _login_options(login: dict[str, Any]) -> list[str]:
     if not login:
         return []
+    signing = login.get("mqtt_publisher_secret_file")
     return ["--mqtt-username", login["mqtt_username"],
-            "--mqtt-password-file", str(login["mqtt_password_file"])]
+            "--mqtt-password-file", str(login["mqtt_password_file"]),
+            *(["--mqtt-publisher-secret-file", str(signing)] if signing else [])]
 
 
 @dataclass(frozen=True)

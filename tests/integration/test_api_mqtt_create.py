@@ -17,7 +17,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from api.app import create_app
+from api.operations import Contended, execute
 from api.settings import ApiSettings
+from core.mqtt_publish import PUBLISHER_PROPERTY, publisher_stamp
 from core.mqtt_publish import USER_PROPERTY as NOTIFICATION
 from deploy.ports import free_port
 from tests.access import bearer, make_key
@@ -164,3 +166,62 @@ async def test_the_http_api_serves_writes_while_the_broker_is_away(
             made = await http.post("/v1.1/Things", json={"name": "Mast", "description": "d"})
             assert made.status_code == 201, made.text
         assert not app.state.observation_listener.ready.is_set()
+
+
+async def test_a_write_the_database_aborts_for_a_deadlock_is_run_again(
+    fleet_db: Any, settings: ApiSettings, client: aiomqtt.Client, topic_prefix: str,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = await fleet_datastream(fleet_db, "aq-hornsgatan-108", "no2")
+    aborted: list[bool] = []
+
+    async def deadlocked_once(*args: Any, **kwargs: Any) -> Any:
+        if not aborted:
+            aborted.append(True)
+            raise Contended("deadlock detected")  # as execute answers the database's abort
+        return await execute(*args, **kwargs)
+
+    monkeypatch.setattr("api.mqtt_create.execute", deadlocked_once)
+    async with listening_api(settings):
+        await publish(client, f"{topic_prefix}/v1.1/Datastreams({stream})/Observations",
+                      {"phenomenonTime": T0, "result": 5})
+        assert await results(fleet_db, stream, 1) == ["5"]
+    assert aborted == [True]
+    assert await fleet_db.fetchval("SELECT count(*) FROM rejected_messages") == 0
+
+
+async def test_with_the_publisher_secret_only_a_publisher_the_broker_signed_is_believed(
+    fleet_db: Any, db_url: str, mqtt_port: int, client: aiomqtt.Client, topic_prefix: str,
+    tmp_path: Any
+) -> None:
+    secret = tmp_path / "broker-publisher.secret"
+    secret.write_text("the stack's secret\n")
+    settings = ApiSettings(database_url=db_url, mqtt_port=mqtt_port,
+                           topic_prefix=f"{topic_prefix}/", mqtt_publisher_secret_file=secret,
+                           mqtt_client_id=f"api-{uuid.uuid4().hex[:8]}")
+    stream = await fleet_datastream(fleet_db, "aq-hornsgatan-108", "no2")
+    on_stream = f"{topic_prefix}/v1.1/Datastreams({stream})/Observations"
+    other_topic = f"{topic_prefix}/v1.1/Observations"
+
+    def named(payload: dict[str, Any], value: str | None = None,
+              topic: str = on_stream, key: bytes = b"the stack's secret") -> Properties:
+        """The publisher property as the broker with `key` would sign it for `topic`."""
+        signed = value or publisher_stamp(key, "stadspuls-ingest", topic,
+                                          json.dumps(payload).encode())
+        properties = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        properties.UserProperty = [(PUBLISHER_PROPERTY, signed)]
+        return properties
+
+    sent = [{"phenomenonTime": f"2026-09-21T10:0{n}:00Z", "result": n} for n in range(6)]
+    async with listening_api(settings):
+        await publish(client, on_stream, sent[0])  # nobody named
+        await publish(client, on_stream, sent[1], named(sent[1], "stadspuls-ingest"))
+        await publish(client, on_stream, sent[2], named(sent[2], key=b"another secret"))
+        await publish(client, on_stream, sent[3], named(sent[3], topic=other_topic))
+        await publish(client, on_stream, sent[4], named(sent[0]))  # another payload's
+        await publish(client, on_stream, sent[5], named(sent[5]))
+        assert await results(fleet_db, stream, 1) == ["5"]
+    rejects = await fleet_db.fetch("SELECT payload, code FROM rejected_messages ORDER BY id")
+    assert [(json.loads(r["payload"])["result"], r["code"]) for r in rejects] == [
+        (0, "unnamed_publisher"), (1, "forged_publisher"), (2, "forged_publisher"),
+        (3, "forged_publisher"), (4, "forged_publisher")]

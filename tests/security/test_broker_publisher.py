@@ -18,10 +18,11 @@ import aiomqtt
 import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from api.app import create_app
 from api.settings import ApiSettings
-from core.mqtt_publish import PUBLISHER_PROPERTY
+from core.mqtt_publish import PUBLISHER_PROPERTY, USER_PROPERTY
 from tests.integration.conftest import eventually
 from tests.security.conftest import SecureStack, api_key
 
@@ -33,7 +34,8 @@ async def running_api(secure: SecureStack) -> AsyncIterator[Any]:
     """The API in this process on the stack, logged in to the broker as `up` logs it in."""
     settings = ApiSettings(database_url=secure.database_url, mqtt_port=secure.port,
                            mqtt_client_id=f"api-{uuid.uuid4().hex[:8]}",
-                           **secure.local.service_login("stadspuls-api"))
+                           **secure.local.service_login("stadspuls-api"),
+                           **secure.local.publisher_signing())
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         async with asyncio.timeout(20):
@@ -176,3 +178,112 @@ async def lines_about(client: aiomqtt.Client, marker: str) -> list[str]:
             if f"{marker} 0 " in lines[-1]:
                 return lines
     raise AssertionError("no subscription in the log")
+
+
+async def test_a_claimed_publisher_or_notification_in_a_will_creates_nothing(
+    secure: SecureStack, secure_db: Any
+) -> None:
+    writer, admin = (await api_key(secure_db, OWNER, "writer"),
+                     await api_key(secure_db, "city", "admin"))
+    others = await datastream_of(secure_db, OTHER, "open")
+    own = await datastream_of(secure_db, OWNER, "open")
+    await admitted(secure, writer)
+    stamp = uuid.uuid4().int % 10**6
+    at = [f"2026-10-1{n}T00:00:{stamp % 60:02d}Z" for n in range(1, 5)]
+    async with running_api(secure):
+        # Wills, sent by the broker when their client drops: one claiming an admin's key,
+        # one naming nobody (the broker's plugin never sees a will).
+        await dropped_with_will(secure, writer, observation(others, at[0], 7),
+                                [(PUBLISHER_PROPERTY, admin[0])])
+        await dropped_with_will(secure, writer, observation(others, at[3], 10), [])
+        async with secure.client(*writer, protocol=aiomqtt.ProtocolVersion.V5) as client:
+            # A message posing as the platform's own notification.
+            posing = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+            posing.UserProperty = [(USER_PROPERTY[0], "0")]
+            await client.publish("v1.1/Observations", observation(others, at[1], 8), qos=1,
+                                 properties=posing)
+            await client.publish("v1.1/Observations", observation(own, at[2], 9), qos=1)
+        await eventually(lambda: stored(secure_db, own, at[2]))  # the last one published
+        await asyncio.sleep(1)
+        codes = await reject_codes(secure_db, at)
+    assert not await stored(secure_db, others, at[0])
+    assert not await stored(secure_db, others, at[1])
+    assert not await stored(secure_db, others, at[3])
+    assert codes == {7: "forged_publisher", 10: "unnamed_publisher"}  # 8: not a request
+
+
+async def test_an_admins_signed_message_replayed_in_a_will_makes_nothing_new(
+    secure: SecureStack, secure_db: Any
+) -> None:
+    writer, admin = (await api_key(secure_db, OWNER, "writer"),
+                     await api_key(secure_db, "city", "admin"))
+    others = await datastream_of(secure_db, OTHER, "open")
+    await admitted(secure, writer, admin)
+    stamp = uuid.uuid4().int % 10**6
+    at = [f"2026-10-2{n}T00:00:{stamp % 60:02d}Z" for n in range(1, 3)]
+    sent = observation(others, at[0], 11)
+    async with running_api(secure):
+        async with secure.client(*writer, protocol=aiomqtt.ProtocolVersion.V5) as spy:
+            await spy.subscribe("v1.1/Observations", qos=1)
+            async with secure.client(*admin, protocol=aiomqtt.ProtocolVersion.V5) as client:
+                await client.publish("v1.1/Observations", sent, qos=1)
+            signed = await publisher_seen(spy, sent)  # what any subscriber sees
+        await eventually(lambda: stored(secure_db, others, at[0]))
+        # The admin's message again, signature and all; and its signature on another one.
+        await dropped_with_will(secure, writer, sent, [(PUBLISHER_PROPERTY, signed)])
+        await dropped_with_will(secure, writer, observation(others, at[1], 12),
+                                [(PUBLISHER_PROPERTY, signed)])
+
+        async def both_rejected() -> bool:
+            return len(await reject_codes(secure_db, at)) == 2
+
+        await eventually(both_rejected)
+        codes = await reject_codes(secure_db, at)
+        copies = await secure_db.fetchval(
+            "SELECT count(*) FROM observations WHERE datastream_id = $1 "
+            "AND phenomenon_time = $2", others, datetime.fromisoformat(at[0]))
+    assert signed.startswith(f"{admin[0]};") and len(signed) == len(admin[0]) + 65
+    assert copies == 1  # the replay is the same Observation, which exists
+    assert codes == {11: "conflict", 12: "forged_publisher"}
+
+
+def test_the_publisher_secret_is_readable_by_its_owners_alone(secure: SecureStack) -> None:
+    for path in (secure.local.publisher_secret_file, secure.local.broker.config_file):
+        assert path.stat().st_mode & 0o777 == 0o600
+    secret = secure.local.publisher_secret_file.read_text().strip()
+    assert len(secret) >= 43  # 256 bits
+    assert f"plugin_opt_secret {secret}" in secure.local.broker.config_file.read_text()
+
+
+async def dropped_with_will(secure: SecureStack, login: tuple[str, str], payload: bytes,
+                            properties: list[tuple[str, str]]) -> None:
+    """Log in as `login` with a will on `v1.1/Observations` carrying `properties`, and drop
+    the connection so that the broker sends the will."""
+    will_properties = Properties(PacketTypes.WILLMESSAGE)  # type: ignore[no-untyped-call]
+    if properties:
+        will_properties.UserProperty = properties
+    will = aiomqtt.Will("v1.1/Observations", payload, qos=1, properties=will_properties)
+    async with secure.client(*login, protocol=aiomqtt.ProtocolVersion.V5,
+                             will=will) as client:
+        client._client.disconnect(reasoncode=ReasonCode(
+            PacketTypes.DISCONNECT, "Disconnect with will message"))
+        await asyncio.sleep(0.5)
+
+
+async def publisher_seen(client: aiomqtt.Client, payload: bytes) -> str:
+    """The publisher the broker named on the message with `payload`, as a subscriber
+    gets it."""
+    async with asyncio.timeout(10):
+        async for message in client.messages:
+            if message.payload == payload:
+                names = dict(getattr(message.properties, "UserProperty", None) or [])
+                return str(names[PUBLISHER_PROPERTY])
+    raise AssertionError("the message never came")
+
+
+async def reject_codes(db: Any, at: list[str]) -> dict[float, str]:
+    """{result: code} of the rejected messages on `v1.1/Observations` at the times `at`."""
+    rows = await db.fetch("SELECT payload, code FROM rejected_messages "
+                          "WHERE topic = 'v1.1/Observations'")
+    return {json.loads(r["payload"])["result"]: r["code"] for r in rows
+            if json.loads(r["payload"])["phenomenonTime"] in at}

@@ -47,9 +47,13 @@ def test_access_files_are_replaced_whole_and_private(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["acl"]  # no temporary file left
 
 
-def test_with_auth_the_broker_refuses_anonymous_clients_and_listens_for_tls_too() -> None:
+def test_with_auth_the_broker_refuses_anonymous_clients_and_listens_for_tls_too(
+    tmp_path: Path,
+) -> None:
+    signing = tmp_path / "broker-publisher.secret"
+    signing.write_text("s3cret\n")
     auth = BrokerAuth(Path("/s/passwords"), Path("/s/acl"), Path("/s/acl-certificates"),
-                      8883, 8884, Authority(Path("/s/tls")))
+                      8883, 8884, Authority(Path("/s/tls")), signing)
     text = BrokerConfig(port=1883, data_dir=Path("/d"), pid_file=Path("/p"), auth=auth).render()
     lines = text.splitlines()
     assert "per_listener_settings true" in lines
@@ -60,7 +64,7 @@ def test_with_auth_the_broker_refuses_anonymous_clients_and_listens_for_tls_too(
     assert {"allow_anonymous false", "acl_file /s/acl-certificates",
             "require_certificate true", "use_identity_as_username true"} <= mtls
     for access in (plain, tls, mtls):  # the plugin that names each message's publisher
-        assert "plugin /s/stadspuls_publisher.so" in access
+        assert {"plugin /s/stadspuls_publisher.so", "plugin_opt_secret s3cret"} <= access
     # The log, subscriptions included, on $SYS/broker/log/... for the API.
     assert {"log_dest topic", "log_type subscribe", "log_type unsubscribe",
             "log_type notice"} <= set(lines)
