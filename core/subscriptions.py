@@ -20,6 +20,7 @@ them back when it returns, without a line in the log. Only `$select` topics are 
 others need no bookkeeping, as they are published whoever listens.
 
 What it cannot know: subscriptions made before it started listening, or while it was not.
+What it will not serve: more than MAX_PER_CLIENT topics of one client, or MAX_TOPICS in all.
 """
 
 from __future__ import annotations
@@ -33,6 +34,12 @@ LOG_TOPICS = ("$SYS/broker/log/M/subscribe", "$SYS/broker/log/M/unsubscribe",
 SELECT = "?$select="
 # Clients away with their session kept, remembered at most; the oldest go first.
 MAX_AWAY = 10_000
+# Each distinct `$select` topic costs one more publish per change of its collection: a
+# client is served this many, and all clients together this many (past them, a new one is
+# not served). The broker logs a subscription before its ACL refuses it, so these also
+# bound what a client without read rights can ask for.
+MAX_PER_CLIENT = 20
+MAX_TOPICS = 1_000
 
 _TIMESTAMP = re.compile(r"^[0-9T:.\-]+: ")
 _SUBSCRIBE = re.compile(r"^(?P<client>\S+) (?P<qos>[0-2]) (?P<topic>.+)$")
@@ -66,8 +73,11 @@ class _Client:
 class Subscriptions:
     """The `$select` topics clients are subscribed to; see the module docstring."""
 
-    def __init__(self, max_away: int = MAX_AWAY) -> None:
+    def __init__(self, max_away: int = MAX_AWAY, max_per_client: int = MAX_PER_CLIENT,
+                 max_topics: int = MAX_TOPICS) -> None:
         self.max_away = max_away
+        self.max_per_client = max_per_client
+        self.max_topics = max_topics
         self._clients: dict[str, _Client] = {}
         self._away: OrderedDict[str, None] = OrderedDict()
         self._count: Counter[str] = Counter()  # subscribers per $select topic
@@ -103,9 +113,12 @@ class Subscriptions:
         if selection(topic) is None:
             return
         known = self._clients.setdefault(client, _Client(clean=False))
-        if topic not in known.topics:
-            known.topics.add(topic)
-            self._add(topic)
+        if topic in known.topics or len(known.topics) >= self.max_per_client:
+            return
+        if topic not in self._count and len(self._count) >= self.max_topics:
+            return
+        known.topics.add(topic)
+        self._add(topic)
 
     def unsubscribed(self, client: str, topic: str) -> None:
         known = self._clients.get(client)

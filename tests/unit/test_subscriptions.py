@@ -43,6 +43,21 @@ def test_a_subscription_in_the_log_is_known_until_its_unsubscription() -> None:
     assert log.selected("v1.1/Things") == {}
 
 
+def test_one_client_is_served_so_many_topics_and_all_clients_so_many_in_all() -> None:
+    log = Subscriptions(max_per_client=2, max_topics=3)
+    for n in range(4):
+        log.subscribed("greedy", f"v1.1/Things?$select=name{n}")
+    assert log.topics() == {"v1.1/Things?$select=name0", "v1.1/Things?$select=name1"}
+    log.subscribed("other", "v1.1/Things?$select=name0")  # one already served: no new topic
+    log.subscribed("other", "v1.1/Sensors?$select=name")
+    log.subscribed("third", "v1.1/Locations?$select=name")  # past the total
+    assert log.topics() == {"v1.1/Things?$select=name0", "v1.1/Things?$select=name1",
+                            "v1.1/Sensors?$select=name"}
+    log.unsubscribed("greedy", "v1.1/Things?$select=name1")
+    log.subscribed("third", "v1.1/Locations?$select=name")  # room again
+    assert "v1.1/Locations?$select=name" in log.topics()
+
+
 def test_a_clean_sessions_subscriptions_end_when_its_client_goes() -> None:
     log = Subscriptions()
     connects(log, "sel1", clean=True)
