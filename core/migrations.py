@@ -46,11 +46,12 @@ def available() -> list[Migration]:
     return found
 
 
-async def migrate(conn: Any) -> list[Migration]:
+async def migrate(conn: Any, up_to: int | None = None) -> list[Migration]:
     """Apply the migrations the database does not have yet.
 
     Args:
         conn: an asyncpg connection to the database to migrate.
+        up_to: the last version to apply (tests of an upgrade); None applies all.
 
     Returns:
         The migrations applied by this call, empty when the schema was up to date.
@@ -62,6 +63,8 @@ async def migrate(conn: Any) -> list[Migration]:
         done = {row["version"]: row["name"]
                 for row in await conn.fetch(query("migrations", "applied"))}
         for migration in available():
+            if up_to is not None and migration.version > up_to:
+                break
             if migration.version in done:
                 if done[migration.version] != migration.name:
                     raise MigrationError(

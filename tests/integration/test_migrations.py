@@ -1,15 +1,41 @@
+import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
 
+from core.database import connect, quote_ident
 from core.errors import MigrationError
 from core.migrations import applied_versions, available, migrate
+from deploy.settings import database_url
+from deploy.stack import LocalStack
 from devices.fleet import stockholm
 from devices.provision import provision
 
 T0 = datetime(2026, 3, 10, 7, 30, tzinfo=UTC)
+KEY_0002 = "btree (datastream_id, phenomenon_time)"
+KEY_0010 = ("btree (datastream_id, phenomenon_time, phenomenon_time_end NULLS FIRST) "
+            "NULLS NOT DISTINCT")
+
+
+@pytest.fixture
+async def db_at_0009(stack: LocalStack) -> AsyncIterator[Any]:
+    """A new database migrated up to 0009 only, as one deployed before 0010."""
+    name = f"upgrade_{uuid.uuid4().hex[:8]}"
+    admin = await connect(stack.settings.admin_database_url)
+    try:
+        await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
+        conn = await connect(database_url(stack.settings.db_port, name))
+        try:
+            await migrate(conn, up_to=9)
+            yield conn
+        finally:
+            await conn.close()
+            await admin.execute(f"DROP DATABASE {quote_ident(name)} WITH (FORCE)")
+    finally:
+        await admin.close()
 
 
 async def _datastream(db: Any) -> int:
@@ -150,6 +176,46 @@ async def test_an_instant_and_intervals_at_one_time_are_kept_and_each_only_once(
     await db.execute(insert, T0 + timedelta(days=30), None, datastream, 1.0)
     await db.execute(insert, T0 + timedelta(days=30), None, datastream, 2.0)
     assert await db.fetchval("SELECT count(*) FROM observations") == 4
+
+
+async def test_migration_0010_rebuilds_the_key_of_every_chunk_and_redeliveries_still_meet_it(
+    db_at_0009: Any
+) -> None:
+    db = db_at_0009
+    assert await applied_versions(db) == list(range(1, 10))
+    datastream = await _datastream(db)
+    insert = (
+        "INSERT INTO observations (phenomenon_time, phenomenon_time_end, datastream_id, "
+        "result_number) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
+    )
+    starts = [T0 + timedelta(weeks=3 * n) for n in range(4)]  # one chunk each
+    for start in starts:
+        for minute in range(3):
+            await db.execute(insert, start + timedelta(minutes=minute), None, datastream, 1.0)
+    assert await _chunk_keys(db) == [[KEY_0002]] * 4
+    assert [m.version for m in await migrate(db, up_to=10)] == [10]
+    assert await _chunk_keys(db) == [[KEY_0010]] * 4
+    oldest = starts[0]
+    assert await db.execute(insert, oldest, None, datastream, 99.0) == "INSERT 0 0"
+    assert await db.execute(
+        insert, oldest, oldest + timedelta(hours=1), datastream, 2.0) == "INSERT 0 1"
+    kept = await db.fetch("SELECT phenomenon_time_end, result_number FROM observations "
+                          "WHERE phenomenon_time = $1 ORDER BY 1 NULLS FIRST", oldest)
+    assert [tuple(r) for r in kept] == [(None, 1.0), (oldest + timedelta(hours=1), 2.0)]
+    assert await db.fetchval("SELECT count(*) FROM observations") == 13
+
+
+async def _chunk_keys(db: Any) -> list[list[str]]:
+    """The unique indexes of each chunk of observations, oldest chunk first, from USING."""
+    rows = await db.fetch(
+        "SELECT array_remove(array_agg(split_part(i.indexdef, ' USING ', 2) "
+        "                              ORDER BY i.indexname), NULL) AS keys "
+        "FROM timescaledb_information.chunks c "
+        "LEFT JOIN pg_indexes i ON i.schemaname = '_timescaledb_internal' "
+        "     AND i.tablename = c.chunk_name AND i.indexdef LIKE 'CREATE UNIQUE INDEX %' "
+        "WHERE c.hypertable_name = 'observations' AND c.chunk_schema = '_timescaledb_internal' "
+        "GROUP BY c.chunk_name, c.range_start ORDER BY c.range_start")
+    return [list(r["keys"]) for r in rows]
 
 
 async def test_rejects_keep_the_raw_payload_and_reason(db: Any) -> None:
