@@ -12,6 +12,7 @@ from tests.integration.writes import (
     BASE,
     T0,
     Api,
+    batch_request,
     counts,
     datastream,
     grown,
@@ -97,16 +98,6 @@ async def test_a_create_observations_body_of_the_wrong_shape_is_a_400(
     assert refused == {"code": "bad_request", "message": message}
 
 
-def request(ident: str, method: str, url: str, body: Any = None,
-            group: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": ident, "method": method, "url": url}
-    if body is not None:
-        out["body"] = body
-    if group is not None:
-        out["atomicityGroup"] = group
-    return out
-
-
 async def _parts(api: Api) -> tuple[int, int]:
     probe = (await api.post("/v1.1/Sensors", sensor()))["@iot.id"]
     warmth = (await api.post("/v1.1/ObservedProperties", observed_property()))["@iot.id"]
@@ -118,11 +109,11 @@ async def test_batch_requests_outside_a_group_succeed_or_fail_alone(
 ) -> None:
     before = await counts(fleet_db)
     answer = await api.post("/v1.1/$batch", {"requests": [
-        request("1", "post", "Things", thing("First")),
-        request("2", "post", "/v1.1/Things", {"description": "no name"}),
-        request("3", "POST", f"{BASE}/Things", thing("Third")),
-        request("4", "get", "Things?$filter=name eq 'Third'&$select=name"),
-        request("5", "delete", "Things(999999)"),
+        batch_request("1", "post", "Things", thing("First")),
+        batch_request("2", "post", "/v1.1/Things", {"description": "no name"}),
+        batch_request("3", "POST", f"{BASE}/Things", thing("Third")),
+        batch_request("4", "get", "Things?$filter=name eq 'Third'&$select=name"),
+        batch_request("5", "delete", "Things(999999)"),
     ]}, status=200)
     statuses = [(r["id"], r["status"]) for r in answer["responses"]]
     assert statuses == [("1", 201), ("2", 400), ("3", 201), ("4", 200), ("5", 404)]
@@ -141,12 +132,12 @@ async def test_a_batch_atomicity_group_commits_together_or_not_at_all(
     links = {"Sensor": {"@iot.id": probe}, "ObservedProperty": {"@iot.id": warmth}}
     before = await counts(fleet_db)
     answer = await api.post("/v1.1/$batch", {"requests": [
-        request("a1", "post", "Things", thing("Doomed"), group="g1"),
-        request("a2", "post", "$a1/Datastreams", datastream(**links), group="g1"),
-        request("a3", "post", "$a1/Datastreams", {"name": "incomplete"}, group="g1"),
-        request("b1", "post", "Things", thing("Kept"), group="g2"),
-        request("b2", "post", "$b1/Datastreams", datastream(**links), group="g2"),
-        request("c1", "post", "$a1/Datastreams", datastream(**links)),
+        batch_request("a1", "post", "Things", thing("Doomed"), group="g1"),
+        batch_request("a2", "post", "$a1/Datastreams", datastream(**links), group="g1"),
+        batch_request("a3", "post", "$a1/Datastreams", {"name": "incomplete"}, group="g1"),
+        batch_request("b1", "post", "Things", thing("Kept"), group="g2"),
+        batch_request("b2", "post", "$b1/Datastreams", datastream(**links), group="g2"),
+        batch_request("c1", "post", "$a1/Datastreams", datastream(**links)),
     ]}, status=200)
     statuses = [(r["id"], r.get("atomicityGroup"), r["status"]) for r in answer["responses"]]
     assert statuses == [("a1", "g1", 424), ("a2", "g1", 424), ("a3", "g1", 400),
@@ -163,23 +154,24 @@ async def test_a_batch_atomicity_group_commits_together_or_not_at_all(
 
 async def test_a_batch_request_after_a_failed_one_it_depends_on_is_not_run(api: Api) -> None:
     answer = await api.post("/v1.1/$batch", {"requests": [
-        request("1", "post", "Things", {"name": "no description"}),
-        {**request("2", "post", "Things", thing()), "dependsOn": ["1"]},
-        request("3", "patch", "Things(999999)", {"name": "x"}),
+        batch_request("1", "post", "Things", {"name": "no description"}),
+        {**batch_request("2", "post", "Things", thing()), "dependsOn": ["1"]},
+        batch_request("3", "patch", "Things(999999)", {"name": "x"}),
     ]}, status=200)
     assert [r["status"] for r in answer["responses"]] == [400, 424, 404]
 
 
 @pytest.mark.parametrize(("body", "message"), [
     ({"requests": {}}, 'a JSON batch is an object {"requests": [...]}'),
-    ({"requests": [request("1", "post", "Things"), request("1", "post", "Things")]},
+    ({"requests": [batch_request("1", "post", "Things"), batch_request("1", "post", "Things")]},
      "requests[1].id '1' is used before in the batch"),
-    ({"requests": [request("1", "head", "Things")]},
+    ({"requests": [batch_request("1", "head", "Things")]},
      "requests[0].method must be one of GET, POST, PATCH, PUT, DELETE"),
-    ({"requests": [request("1", "post", "Things", group="g"), request("2", "get", "Things"),
-                   request("3", "post", "Things", group="g")]},
+    ({"requests": [batch_request("1", "post", "Things", group="g"),
+                   batch_request("2", "get", "Things"),
+                   batch_request("3", "post", "Things", group="g")]},
      "requests[2]: the requests of atomicity group 'g' must be adjacent"),
-    ({"requests": [request("1", "post", "$2/Datastreams")]},
+    ({"requests": [batch_request("1", "post", "$2/Datastreams")]},
      "requests[0].url names $2, which is no request before it"),
 ])
 async def test_a_malformed_batch_is_a_400(api: Api, body: Any, message: str) -> None:

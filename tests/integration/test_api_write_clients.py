@@ -13,6 +13,7 @@ import pytest
 from tests.integration.writes import (
     T0,
     Api,
+    batch_request,
     counts,
     datastream,
     grown,
@@ -35,12 +36,8 @@ async def api(fleet_db: Any, db_url: str) -> AsyncIterator[Api]:
 
 def request(ident: str, method: str, url: str, body: Any = None,
             group: str | None = "g") -> dict[str, Any]:
-    out: dict[str, Any] = {"id": ident, "method": method, "url": url}
-    if body is not None:
-        out["body"] = body
-    if group is not None:
-        out["atomicityGroup"] = group
-    return out
+    """A request of a `$batch`, in one changeset unless told otherwise."""
+    return batch_request(ident, method, url, body, group)
 
 
 # A fetched entity as a link

@@ -110,3 +110,14 @@ async def new_datastream(api: Api, located: bool = True) -> dict[str, Any]:
     made = await api.post("/v1.1/Things", body)
     streams = await api.get(f"/v1.1/Things({made['@iot.id']})/Datastreams")
     return dict(streams["value"][0])
+
+
+def batch_request(ident: str, method: str, url: str, body: Any = None,
+                  group: str | None = None) -> dict[str, Any]:
+    """One request of a JSON `$batch`, in atomicity group `group` if given."""
+    out: dict[str, Any] = {"id": ident, "method": method, "url": url}
+    if body is not None:
+        out["body"] = body
+    if group is not None:
+        out["atomicityGroup"] = group
+    return out
