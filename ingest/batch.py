@@ -1,5 +1,6 @@
 """A batch: the rows and rejects of consecutive messages, and the packet ids to acknowledge
-once they are committed."""
+once they are committed. Its rejects are bounded in bytes too: a flood of refused messages
+is written in batches of a few MiB, not held until the rows or messages fill one."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import time
 from dataclasses import dataclass, field
 
 from ingest.mapping import Mapped
+
+REJECT_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -29,3 +32,8 @@ class Batch:
 
     def age(self) -> float:
         return time.monotonic() - self.started
+
+    def full(self, max_rows: int, max_messages: int) -> bool:
+        """Whether the batch should be written now, whatever its age."""
+        return (self.rows >= max_rows or self.messages >= max_messages
+                or self.mapped.reject_bytes >= REJECT_BYTES)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -195,7 +196,7 @@ class Consumer:
         batch.messages += 1
         if batch.messages == 1:
             self._full.set()  # the batch's age starts now: the flusher sets its timer
-        if batch.rows >= self.settings.batch_max_rows or batch.messages >= self.flush_at_messages:
+        if batch.full(self.settings.batch_max_rows, self.flush_at_messages):
             self._full.set()
 
     def _disconnect(self) -> None:
@@ -218,8 +219,7 @@ class Consumer:
     async def _wait_for_batch(self) -> None:
         while not self.stopping.is_set() and not self._stale:
             batch = self.batch
-            full = (batch.rows >= self.settings.batch_max_rows
-                    or batch.messages >= self.flush_at_messages)
+            full = batch.full(self.settings.batch_max_rows, self.flush_at_messages)
             remaining = self.settings.batch_max_age_s - batch.age()
             if full or (not batch.empty and remaining <= 0):
                 return
@@ -308,8 +308,9 @@ class Consumer:
         self.metrics.batch_rows.observe(batch.rows)
         self.metrics.stored.inc(stored)
         self.metrics.duplicates.inc(batch.rows - len(refused) - stored)
-        for reject in [*batch.mapped.rejects, *refused]:
-            self.metrics.rejected.labels(reject.code).inc()
+        for code, n in (batch.mapped.refused_by_code() + Counter(r.code for r in refused)).items():
+            self.metrics.rejected.labels(code).inc(n)
+        self.metrics.over_budget.inc(sum(s.messages for s in batch.mapped.over_budget.values()))
         log.debug("flushed %d rows (%d new), %d rejects, %d messages", batch.rows, stored,
                   len(batch.mapped.rejects) + len(refused), batch.messages,
                   extra={"action": "batch_flushed"})

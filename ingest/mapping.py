@@ -1,36 +1,31 @@
 """From an MQTT message to rows: who may speak for whom, which datastream a record feeds,
-and whether its unit, type and time are acceptable. Every refusal carries its reason."""
+and whether its unit, type and time are acceptable. Every refusal carries its reason; a
+message leaves at most one reject, within its sender's budget (ingest/rejects.py)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from core import senml
 from ingest.registry import Registry, Target
+from ingest.rejects import PAYLOAD_BYTES, OverBudget, Refusals, Reject, RejectBudget, whole
+
+__all__ = ["Mapped", "Reject", "Rules", "map_message", "sender"]
 
 DEVICE_PREFIX = "urn:dev:"
 
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """Limits a message is held to."""
+    """Limits a message is held to, and the budget of rejects each sender may leave (which
+    keeps its count across messages and batches)."""
 
     max_payload_bytes: int = 64 * 1024
     max_future_s: float = 300.0
-
-
-@dataclass(slots=True)
-class Reject:
-    """A message, or one record of it, that is not stored, and why."""
-
-    topic: str
-    payload: bytes
-    code: str
-    reason: str
-    received: float
-    device_id: str | None = None
-    record_index: int | None = None
+    reject_payload_bytes: int = PAYLOAD_BYTES
+    budget: RejectBudget = field(default_factory=RejectBudget, compare=False)
 
 
 @dataclass(slots=True)
@@ -45,7 +40,34 @@ class Mapped:
     strings: list[str | None] = field(default_factory=list)
     booleans: list[bool | None] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+    # Rejects past their sender's budget, counted by (topic, window).
+    over_budget: dict[tuple[str, float], OverBudget] = field(default_factory=dict)
+    reject_bytes: int = 0  # what `rejects` hold, roughly
     only_numbers: bool = True  # every row's result is in `numbers`
+
+    def reject(self, reject: Reject, budget: RejectBudget) -> None:
+        """Keep `reject` if its sender is within budget; else count it in a summary."""
+        if budget.admit(reject.topic, reject.received):
+            self.rejects.append(reject)
+            self.reject_bytes += reject.size()
+            return
+        window = budget.window_of(reject.received)
+        summary = self.over_budget.get((reject.topic, window))
+        if summary is None:
+            device = sender(reject.topic)
+            summary = self.over_budget[reject.topic, window] = OverBudget(
+                reject.topic, window, device[1] if device and device[0] == "devices" else None,
+                budget.reason())
+        summary.count(reject)
+
+    def refused_by_code(self) -> Counter[str]:
+        """The records (or whole messages) refused, kept or counted, by code."""
+        total: Counter[str] = Counter()
+        for reject in self.rejects:
+            total.update(reject.by_code())
+        for summary in self.over_budget.values():
+            total.update(summary.codes)
+        return total
 
     def add(self, time: float, datastream: int, number: float | None = None,
             integer: int | None = None, string: str | None = None,
@@ -86,31 +108,47 @@ def map_message(
     """
     who = sender(topic)
     if who is None:
-        out.rejects.append(Reject(topic, payload, "topic", "topic is not devices/{id}/senml "
-                                  "or gateways/{id}/senml", received))
+        out.reject(whole(topic, payload, "topic", "topic is not devices/{id}/senml or "
+                         "gateways/{id}/senml", received, None, rules.reject_payload_bytes),
+                   rules.budget)
         return
     kind, sender_id = who
     device_topic = kind == "devices"
     publisher = sender_id if device_topic else None
     if len(payload) > rules.max_payload_bytes:
         # Only the first part is kept: the reject must not cost what the limit protects.
-        out.rejects.append(Reject(
-            topic, payload[:rules.max_payload_bytes], "too_large",
-            f"payload of {len(payload)} bytes exceeds the limit of {rules.max_payload_bytes}; "
-            "the first part is kept", received, publisher))
+        out.reject(whole(topic, payload, "too_large",
+                         f"payload of {len(payload)} bytes exceeds the limit of "
+                         f"{rules.max_payload_bytes}", received, publisher,
+                         rules.reject_payload_bytes), rules.budget)
         return
     try:
         records = senml.decode(payload, received, registry.streams)
     except senml.PackError as exc:
-        out.rejects.append(Reject(topic, payload, exc.code, str(exc), received, publisher))
+        out.reject(whole(topic, payload, exc.code, str(exc), received, publisher,
+                         rules.reject_payload_bytes), rules.budget)
         return
+    refusals = _map_records(records, kind, sender_id, received, registry, rules, out)
+    if refusals is not None:
+        out.reject(refusals.reject(topic, payload, received, publisher,
+                                   rules.reject_payload_bytes), rules.budget)
+
+
+def _map_records(
+    records: list[senml.Resolved | senml.Invalid], kind: str, sender_id: str, received: float,
+    registry: Registry, rules: Rules, out: Mapped,
+) -> Refusals | None:
+    """Append the rows of a decoded pack to `out`; its refused records, if any."""
+    refusals: Refusals | None = None
+    device_topic = kind == "devices"
+    publisher = sender_id if device_topic else None
     streams = registry.streams
     own_prefix = f"{DEVICE_PREFIX}{sender_id}:"
     latest = received + rules.max_future_s
     for entry in records:
         if type(entry) is senml.Invalid:
-            out.rejects.append(Reject(topic, entry.record, entry.code, entry.reason, received,
-                                      publisher, entry.position))
+            refusals = refusals or Refusals()
+            refusals.add(entry.position, entry.code, entry.reason, publisher, entry.record)
             continue
         assert type(entry) is senml.Resolved
         name = entry.name
@@ -139,10 +177,11 @@ def map_message(
                        f"future; at most {rules.max_future_s:.0f} s of clock skew is allowed")
         if problem is not None or target is None:
             code, reason = problem or ("unknown_record", "no datastream")
-            out.rejects.append(Reject(topic, senml.encode_resolved(entry), code, reason,
-                                      received, _device_of(name), entry.position))
+            refusals = refusals or Refusals()
+            refusals.add(entry.position, code, reason, _device_of(name), entry)
             continue
         _append(out, entry, target)
+    return refusals
 
 
 def _refusal(

@@ -32,6 +32,9 @@ class IngestMetrics:
         self.rejected = Counter("stadspuls_ingest_rejected_total",
                                 "Messages or records rejected, by code", ["code"],
                                 registry=r)
+        self.over_budget = Counter("stadspuls_ingest_rejects_over_budget_total",
+                                   "Rejected messages counted in their sender's over_budget "
+                                   "row instead of kept one by one", registry=r)
         self.batch_rows = Histogram("stadspuls_ingest_batch_rows", "Readings per batch",
                                     buckets=(1, 10, 100, 500, 1000, 2500, 5000, 10000, 50000),
                                     registry=r)

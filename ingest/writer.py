@@ -92,8 +92,8 @@ class BatchWriter:
                             query("ingest", "extend_datastreams_from_staging"))
                     else:
                         await self._extend(mapped.times, mapped.datastreams, mapped.features)
-                if mapped.rejects:
-                    await self._rejects(mapped.rejects, meter)
+                await self._rejects(mapped.rejects, meter)
+                await self._over_budget(mapped, meter)
                 await self._meter(meter, published, await self._new_per_stream(mapped, stored))
         except BaseException:
             self.published.restore(published)
@@ -125,8 +125,8 @@ class BatchWriter:
                 stored.count = len(new_rows)
                 if self.returning:
                     stored.rows = new_rows
-                if mapped.rejects or refused:
-                    await self._rejects([*mapped.rejects, *refused], meter)
+                await self._rejects([*mapped.rejects, *refused], meter)
+                await self._over_budget(mapped, meter)
                 await self._meter(meter, published, Counter(row[1] for row in new_rows))
         except BaseException:
             self.published.restore(published)
@@ -230,19 +230,45 @@ class BatchWriter:
                                     [d for d, _ in located], [f for _, f in located])
 
     async def _rejects(self, r: list[Reject], meter: usage.UsageMeter) -> None:
+        if not r:
+            return
         senders = [sender(x.topic) for x in r]
         devices = [x.device_id or (s[1] if s and s[0] == "devices" else None)
                    for x, s in zip(r, senders, strict=True)]
         gateways = [s[1] if s and s[0] == "gateways" else None for s in senders]
-        day = usage.today()
-        for row in await self.conn.fetch(query("usage", "sender_agencies"), devices, gateways):
-            meter.add(row["agency"], usage.READINGS_REJECTED, row["n"], day)
+        await self._meter_rejects(meter, devices, gateways, [x.records for x in r])
         await self.conn.execute(
             query("ingest", "insert_rejects"),
             [datetime.fromtimestamp(x.received, UTC) for x in r], [x.topic for x in r],
             [x.payload for x in r], [x.code for x in r], [x.reason for x in r],
-            [x.device_id for x in r], [x.record_index for x in r],
+            [x.device_id for x in r], [x.record_index for x in r], [x.records for x in r],
+            [x.details.decode() if x.details is not None else None for x in r],
+            [x.payload_bytes for x in r],
         )
+
+    async def _over_budget(self, mapped: Mapped, meter: usage.UsageMeter) -> None:
+        """Count the rejects past their senders' budget into one row per sender and window
+        (each batch adds to it), and meter them like any other."""
+        summaries = list(mapped.over_budget.values())
+        if not summaries:
+            return
+        senders = [sender(x.topic) for x in summaries]
+        gateways = [s[1] if s and s[0] == "gateways" else None for s in senders]
+        await self._meter_rejects(meter, [x.device_id for x in summaries], gateways,
+                                  [x.records for x in summaries])
+        await self.conn.execute(
+            query("ingest", "upsert_over_budget"), [x.window for x in summaries],
+            [x.topic for x in summaries], [x.device_id for x in summaries],
+            [x.records for x in summaries], [x.details() for x in summaries],
+            [x.reason for x in summaries],
+        )
+
+    async def _meter_rejects(self, meter: usage.UsageMeter, devices: list[str | None],
+                             gateways: list[str | None], records: list[int]) -> None:
+        day = usage.today()
+        for row in await self.conn.fetch(query("ingest", "reject_agencies"), devices,
+                                         gateways, records):
+            meter.add(row["agency"], usage.READINGS_REJECTED, row["n"], day)
 
 
 def _row_count(status: str) -> int:

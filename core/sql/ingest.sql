@@ -127,8 +127,45 @@ WHERE ds.id = w.id
        OR (w.area IS NOT NULL AND (w.old_area IS NULL OR NOT ST_Equals(w.old_area, w.area))));
 
 -- insert_rejects --
+-- One row per refused message: its refused records counted (records) and the first of them
+-- described (details, JSON); details arrive as text.
 INSERT INTO rejected_messages (
-    received_at, topic, payload, code, reason, device_id, record_index
+    received_at, topic, payload, code, reason, device_id, record_index, records, details,
+    payload_bytes
 )
-SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::bytea[], $4::text[], $5::text[],
-                     $6::text[], $7::int[]);
+SELECT r, t, p, c, why, d, i, n, x::jsonb, b
+FROM unnest($1::timestamptz[], $2::text[], $3::bytea[], $4::text[], $5::text[], $6::text[],
+            $7::int[], $8::int[], $9::text[], $10::int[]) AS u(r, t, p, c, why, d, i, n, x, b);
+
+-- upsert_over_budget --
+-- The rejects a sender left past its budget in one window, counted into that window's one
+-- over_budget row (received_at is the window's start): records add up, and so do the
+-- messages and the counts by code in details.
+INSERT INTO rejected_messages (received_at, topic, payload, code, reason, device_id, records,
+                               details)
+SELECT to_timestamp(w), t, '', 'over_budget', why, d, n, x::jsonb
+FROM unnest($1::float8[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[])
+     AS u(w, t, d, n, x, why)
+ON CONFLICT (topic, received_at) WHERE code = 'over_budget' DO UPDATE
+SET records = rejected_messages.records + EXCLUDED.records,
+    details = jsonb_build_object(
+        'messages', (rejected_messages.details ->> 'messages')::bigint
+                    + (EXCLUDED.details ->> 'messages')::bigint,
+        'codes', (SELECT jsonb_object_agg(key, total)
+                  FROM (SELECT key, sum(value::bigint) AS total
+                        FROM (SELECT * FROM jsonb_each_text(rejected_messages.details -> 'codes')
+                              UNION ALL
+                              SELECT * FROM jsonb_each_text(EXCLUDED.details -> 'codes')) e
+                        GROUP BY key) s));
+
+-- reject_agencies --
+-- The agency of the readings refused, weighted by how many each reject row stands for: its
+-- device's, else its gateway's (by the sender of the topic), else 'city', the platform
+-- operator, for senders the registry does not know.
+SELECT coalesce(ad.code, ag.code, 'city') AS agency, sum(u.n)::bigint AS n
+FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u (device_id, gateway_id, n)
+LEFT JOIN things t ON t.device_id = u.device_id
+LEFT JOIN agencies ad ON ad.id = t.agency_id
+LEFT JOIN gateways g ON g.gateway_id = u.gateway_id
+LEFT JOIN agencies ag ON ag.id = g.agency_id
+GROUP BY 1;

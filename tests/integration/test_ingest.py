@@ -200,11 +200,13 @@ async def test_a_pack_mixing_valid_and_invalid_records_keeps_the_valid_ones(
     ]
     await publisher.device(HORNSGATAN, json.dumps(mixed))
     await wait_rows(fleet_db, 2)
-    await wait_rows(fleet_db, 2, "rejected_messages")
+    await wait_rows(fleet_db, 1, "rejected_messages")
+    # One row for the message: its first refusal, the count, and each refusal in details.
     rejects = await fleet_db.fetch(
-        "SELECT record_index, code, device_id FROM rejected_messages ORDER BY record_index"
-    )
-    assert [tuple(r) for r in rejects] == [
-        (1, "wrong_unit", HORNSGATAN), (2, "bad_field", HORNSGATAN),
-    ]
+        "SELECT record_index, code, device_id, records, details FROM rejected_messages")
+    assert [tuple(r)[:4] for r in rejects] == [(1, "wrong_unit", HORNSGATAN, 2)]
+    details = json.loads(rejects[0]["details"])
+    assert details["codes"] == {"wrong_unit": 1, "bad_field": 1}
+    assert [(d["index"], d["code"]) for d in details["first"]] == [
+        (1, "wrong_unit"), (2, "bad_field")]
     assert sorted(v for _, v in await observations(fleet_db)) == [-2.5, 21.0]

@@ -1,0 +1,126 @@
+"""Rejects stay within bounds (issue 12, item 5): a message leaves one row however many of
+its records are refused, its payload is kept once and cut, a sender past its budget is
+counted instead of kept one by one, and a flood of refused records does not hold up anyone
+else's readings. Every refused record is still counted."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from core import usage
+from ingest.consumer import Consumer
+from ingest.mapping import Rules
+from ingest.rejects import PAYLOAD_BYTES, RejectBudget
+from tests.integration.conftest import Publisher, eventually, metric
+from tests.reject_flood import flood_payload
+
+FLOODER = "aq-hornsgatan-108"
+BYSTANDER = "aq-sveavagen-59"
+ENV = "miljoforvaltningen"
+
+
+def good_reading(device: str = BYSTANDER, value: float = 12.5) -> str:
+    return json.dumps([{"bn": f"urn:dev:{device}:", "n": "no2", "u": "ug/m3", "v": value,
+                        "t": time.time() - 60}])
+
+
+async def count(db: Any, sql: str) -> int:
+    return int(await db.fetchval(sql) or 0)
+
+
+async def refused_records(db: Any) -> int:
+    return await count(db, "SELECT sum(records) FROM rejected_messages")
+
+
+async def settled(consumer: Consumer, messages: int) -> None:
+    async def done() -> bool:
+        return (metric(consumer, "messages_received_total") >= messages
+                and metric(consumer, "unacknowledged_messages") == 0)
+
+    await eventually(done, within=60)
+
+
+async def test_a_pack_of_7500_nameless_records_leaves_one_row_that_counts_them(
+    ingest: Consumer, publisher: Publisher, fleet_db: Any
+) -> None:
+    payload = flood_payload(7500)  # 60,001 bytes, within the 64 KiB limit
+    ingest.rules = Rules(max_payload_bytes=64 * 1024)
+    await publisher.device(FLOODER, payload)
+    await settled(ingest, 1)
+    rows = await fleet_db.fetch("SELECT * FROM rejected_messages")
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["code"], row["records"], row["record_index"], row["device_id"]) == (
+        "bad_name", 7500, 0, FLOODER)
+    assert row["payload"] == payload[:PAYLOAD_BYTES]
+    assert row["payload_bytes"] == len(payload)
+    assert f"cut to its first {PAYLOAD_BYTES} of {len(payload)} bytes" in row["reason"]
+    assert "7,500 records refused in all (bad_name 7,500)" in row["reason"]
+    details = json.loads(row["details"])
+    assert details["codes"] == {"bad_name": 7500}
+    assert [d["index"] for d in details["first"]] == list(range(10))
+    assert details["first"][0]["record"] == {"v": 1}
+    sample = ingest.metrics.registry.get_sample_value("stadspuls_ingest_rejected_total",
+                                                      {"code": "bad_name"})
+    assert sample == 7500
+
+
+async def test_a_sender_past_its_budget_is_counted_in_one_over_budget_row(
+    ingest: Consumer, publisher: Publisher, fleet_db: Any
+) -> None:
+    # A window of an hour, so that the test cannot straddle two.
+    ingest.rules = Rules(max_payload_bytes=64 * 1024, budget=RejectBudget(5, 3600))
+    for _ in range(12):
+        await publisher.device(FLOODER, flood_payload(100))
+    await publisher.device(BYSTANDER, b"not json")  # another sender: a budget of its own
+    await publisher.device(BYSTANDER, good_reading())
+    await settled(ingest, 14)
+    rows = await fleet_db.fetch(
+        "SELECT code, device_id, records, details, payload FROM rejected_messages "
+        "ORDER BY id")
+    kept = [(r["code"], r["device_id"], r["records"]) for r in rows if r["code"] != "over_budget"]
+    assert sorted(kept) == sorted([("bad_name", FLOODER, 100)] * 5
+                                  + [("invalid_json", BYSTANDER, 1)])
+    [summary] = [r for r in rows if r["code"] == "over_budget"]
+    assert (summary["device_id"], summary["records"], summary["payload"]) == (FLOODER, 700, b"")
+    assert json.loads(summary["details"]) == {"messages": 7, "codes": {"bad_name": 700}}
+    assert await refused_records(fleet_db) == 12 * 100 + 1
+    assert await count(fleet_db, "SELECT count(*) FROM observations") == 1
+    assert metric(ingest, "rejects_over_budget_total") == 7
+
+
+async def test_the_flood_of_issue_12_is_stored_as_counts_and_holds_up_nobody(
+    ingest: Consumer, publisher: Publisher, fleet_db: Any
+) -> None:
+    ingest.rules = Rules(max_payload_bytes=64 * 1024)
+    payload = flood_payload(7500)
+    window = RejectBudget().window_of(time.time())
+    for _ in range(150):
+        await publisher.device(FLOODER, payload)
+    sent = time.monotonic()
+    await publisher.device(BYSTANDER, good_reading())
+
+    async def stored() -> bool:
+        return await count(fleet_db, "SELECT count(*) FROM observations") == 1
+
+    await eventually(stored, within=30)
+    waited = time.monotonic() - sent
+    await settled(ingest, 151)
+    assert waited < 5, f"the bystander's reading waited {waited:.1f} s behind the flood"
+    assert await refused_records(fleet_db) == 150 * 7500  # every refused record counted
+    rows = await count(fleet_db, "SELECT count(*) FROM rejected_messages")
+    # The budget's rows, plus one over_budget row per window the flood touched.
+    windows = 1 if RejectBudget().window_of(time.time()) == window else 2
+    assert 20 < rows <= 20 * windows + windows
+    size = await count(fleet_db, "SELECT pg_total_relation_size('rejected_messages')")
+    assert size < 2_000_000
+
+    async def metered() -> bool:
+        rows = await fleet_db.fetch(
+            "SELECT a.code, u.amount FROM usage_daily u JOIN agencies a ON a.id = u.agency_id "
+            "WHERE u.metric = $1", usage.READINGS_REJECTED)
+        return {r["code"]: r["amount"] for r in rows} == {ENV: 150 * 7500}
+
+    await eventually(metered)
