@@ -15,6 +15,9 @@ plugin of the stack's own (deploy/mosquitto_publisher.c, compiled at start), whi
 the publisher of each message in an MQTT 5 user property, signed with the stack's publisher
 secret, so that the API can check the rights of a key that publishes an Observation. The
 secret is in the configuration, which is therefore readable by the broker's user alone.
+The plugin also reserves the service accounts' client ids for those accounts (ingest's
+persistent session is worth taking over) and refuses retained messages on the device and
+gateway topics.
 
 The broker publishes its log, subscriptions included, on `$SYS/broker/log/...`, which the
 ACL lets only the API's account read: the API publishes `$select` notification topics
@@ -31,6 +34,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from deploy.access import SERVICES
 from deploy.errors import SystemSetupError
 from deploy.ports import accepts
 from deploy.process import ManagedProcess
@@ -77,6 +81,8 @@ class BrokerAuth:
     mtls_port: int
     authority: Authority
     publisher_secret_file: Path
+    # Whose client ids the plugin reserves: a service's name, and its name and `-...`.
+    services: tuple[str, ...] = tuple(SERVICES)
 
     @property
     def plugin(self) -> Path:
@@ -86,7 +92,8 @@ class BrokerAuth:
     def render(self) -> list[str]:
         """The access lines of the plain listener, then the two TLS listeners."""
         plugin = [f"plugin {self.plugin}",
-                  f"plugin_opt_secret {self.publisher_secret_file.read_text().strip()}"]
+                  f"plugin_opt_secret {self.publisher_secret_file.read_text().strip()}",
+                  f"plugin_opt_services {' '.join(self.services)}"]
         password = ["allow_anonymous false", f"password_file {self.password_file}",
                     f"acl_file {self.acl_file}", *plugin]
         tls = [f"cafile {self.authority.ca_cert}", f"certfile {self.authority.server_cert}",
@@ -101,6 +108,8 @@ class BrokerAuth:
             "",
             "# Mutual TLS: a client certificate of the stack's CA names the account. Its ACL",
             "# file holds the current certificates' names only: no password account's grants.",
+            "# The plugin does not see these logins, so the certificate's name is the client",
+            "# id too: no certificate can take a service's session.",
             f"listener {self.mtls_port} 127.0.0.1",
             "allow_anonymous false",
             f"acl_file {self.certificate_acl_file}",
@@ -108,6 +117,7 @@ class BrokerAuth:
             *tls,
             "require_certificate true",
             "use_identity_as_username true",
+            "use_username_as_clientid true",
         ]
 
 

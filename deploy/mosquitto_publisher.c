@@ -17,6 +17,20 @@
  * a logged-in client is named, the platform's own notifications too: a property a client
  * can send never exempts a message. deploy/mosquitto.py compiles it and names it, with
  * the secret, in each listener.
+ *
+ * It also guards two things the password and ACL files cannot say:
+ *
+ * - Client ids of the stack's service accounts (option `plugin_opt_services`, names
+ *   separated by spaces): a client id that is a service's name, or starts with it and a
+ *   `-`, is refused at login (CONNACK "not authorised") unless the username is that
+ *   service. Otherwise any logged-in client could take over ingest's persistent session,
+ *   disconnecting ingest and receiving (and acknowledging) its unacknowledged readings.
+ *   Mosquitto runs MOSQ_EVT_BASIC_AUTH before its password file, with the client id set;
+ *   it does not run it on a listener that takes the username from a certificate, which
+ *   therefore uses the username as client id (deploy/mosquitto.py).
+ * - Retained messages on the device and gateway topics (`devices/...`, `gateways/...`):
+ *   refused by the ACL check (PUBACK 135 to an MQTT 5 client), for a publish and for a
+ *   Will alike, since a retained reading is sent again on every subscription of ingest.
  */
 
 #include <stdbool.h>
@@ -33,6 +47,8 @@
 
 #define PUBLISHER "stadspuls-publisher"
 #define SECRET_OPTION "secret"
+#define SERVICES_OPTION "services"
+#define MAX_SERVICES 16
 #define MAC_HEX_LEN 64
 
 /* What one listener's instance holds: its identifier, and HMAC keyed with the secret,
@@ -41,6 +57,9 @@ struct publisher {
 	mosquitto_plugin_id_t *identifier;
 	EVP_MAC *hmac;
 	EVP_MAC_CTX *keyed;
+	char *services_text;  /* the option's value, split in place by `services` */
+	const char *services[MAX_SERVICES];
+	int service_count;
 };
 
 static bool has_user_property(const mosquitto_property *list, const char *wanted)
@@ -121,6 +140,79 @@ static int on_message(int event, void *event_data, void *userdata)
 	return rc;
 }
 
+/* The service whose client ids `client_id` is one of (its name, or its name and `-...`),
+ * or NULL. */
+static const char *reserved_by(const struct publisher *self, const char *client_id)
+{
+	for(int i = 0; i < self->service_count; i++){
+		size_t len = strlen(self->services[i]);
+		if(strncmp(client_id, self->services[i], len) == 0
+				&& (client_id[len] == '\0' || client_id[len] == '-')){
+			return self->services[i];
+		}
+	}
+	return NULL;
+}
+
+static int on_basic_auth(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_basic_auth *auth = event_data;
+	const struct publisher *self = userdata;
+	const char *client_id = mosquitto_client_id(auth->client);
+	const char *service;
+
+	(void)event;
+	if(client_id == NULL || (service = reserved_by(self, client_id)) == NULL){
+		return MOSQ_ERR_PLUGIN_DEFER;  /* the password file decides */
+	}
+	if(auth->username != NULL && strcmp(auth->username, service) == 0){
+		return MOSQ_ERR_PLUGIN_DEFER;  /* and checks the service's password */
+	}
+	mosquitto_log_printf(MOSQ_LOG_NOTICE, "stadspuls publisher plugin: client id %s is "
+			"reserved for %s; refused to %s", client_id, service,
+			auth->username != NULL ? auth->username : "(no username)");
+	return MOSQ_ERR_AUTH;
+}
+
+static bool is_reading_topic(const char *topic)
+{
+	return strncmp(topic, "devices/", 8) == 0 || strncmp(topic, "gateways/", 9) == 0;
+}
+
+static int on_acl_check(int event, void *event_data, void *userdata)
+{
+	struct mosquitto_evt_acl_check *check = event_data;
+
+	(void)event;
+	(void)userdata;
+	if(check->access == MOSQ_ACL_WRITE && check->retain && check->topic != NULL
+			&& is_reading_topic(check->topic)){
+		return MOSQ_ERR_ACL_DENIED;
+	}
+	return MOSQ_ERR_PLUGIN_DEFER;  /* the ACL file decides */
+}
+
+/* Split the services option in place into `self->services`. */
+static int services(struct publisher *self, const char *text)
+{
+	char *saved = NULL;
+
+	if(text == NULL){
+		return MOSQ_ERR_SUCCESS;
+	}
+	if((self->services_text = mosquitto_strdup(text)) == NULL){
+		return MOSQ_ERR_NOMEM;
+	}
+	for(char *name = strtok_r(self->services_text, " ,", &saved); name != NULL;
+			name = strtok_r(NULL, " ,", &saved)){
+		if(self->service_count == MAX_SERVICES){
+			return MOSQ_ERR_INVAL;
+		}
+		self->services[self->service_count++] = name;
+	}
+	return MOSQ_ERR_SUCCESS;
+}
+
 static const char *option(const struct mosquitto_opt *opts, int opt_count, const char *key)
 {
 	for(int i = 0; i < opt_count; i++){
@@ -135,6 +227,7 @@ static void release(struct publisher *self)
 {
 	EVP_MAC_CTX_free(self->keyed);
 	EVP_MAC_free(self->hmac);
+	mosquitto_free(self->services_text);
 	mosquitto_free(self);
 }
 
@@ -174,8 +267,21 @@ int mosquitto_plugin_init(mosquitto_plugin_id_t *identifier, void **user_data,
 		release(self);
 		return MOSQ_ERR_UNKNOWN;
 	}
+	if(services(self, option(opts, opt_count, SERVICES_OPTION)) != MOSQ_ERR_SUCCESS){
+		mosquitto_log_printf(MOSQ_LOG_ERR, "stadspuls publisher plugin: bad plugin_opt_"
+				SERVICES_OPTION);
+		release(self);
+		return MOSQ_ERR_INVAL;
+	}
 	*user_data = self;
-	return mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, self);
+	if(mosquitto_callback_register(identifier, MOSQ_EVT_MESSAGE, on_message, NULL, self)
+			|| mosquitto_callback_register(identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth,
+				NULL, self)
+			|| mosquitto_callback_register(identifier, MOSQ_EVT_ACL_CHECK, on_acl_check,
+				NULL, self)){
+		return MOSQ_ERR_UNKNOWN;
+	}
+	return MOSQ_ERR_SUCCESS;
 }
 
 int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, int opt_count)
@@ -186,6 +292,8 @@ int mosquitto_plugin_cleanup(void *user_data, struct mosquitto_opt *opts, int op
 	(void)opts;
 	(void)opt_count;
 	rc = mosquitto_callback_unregister(self->identifier, MOSQ_EVT_MESSAGE, on_message, NULL);
+	mosquitto_callback_unregister(self->identifier, MOSQ_EVT_BASIC_AUTH, on_basic_auth, NULL);
+	mosquitto_callback_unregister(self->identifier, MOSQ_EVT_ACL_CHECK, on_acl_check, NULL);
 	release(self);
 	return rc;
 }
