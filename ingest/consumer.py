@@ -35,11 +35,12 @@ from core.database import connect
 from core.pacing import jittered
 from core.usage import OwnerTally
 from ingest.batch import Batch
-from ingest.mapping import Reject, Rules, map_message
+from ingest.mapping import Reject, Rules, map_message, sender
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import BufferedClient, LoopDriver
 from ingest.notifications import ObservationAnnouncer
 from ingest.registry import RegistryWatch
+from ingest.rejects import whole
 from ingest.settings import IngestSettings
 from ingest.writer import REFUSED_ROW_ERRORS, BatchWriter, Stored
 
@@ -161,7 +162,10 @@ class Consumer:
         self.batch = Batch(self.generation)
         self._connected = True
         self._accepted = True
-        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE)
+        # Retained messages are never readings (_reject_retained): none is sent on
+        # subscribing, and one published live keeps its flag, so that it is seen as one.
+        options = SubscribeOptions(qos=1, retainAsPublished=True,
+                                   retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
         client.subscribe([(topic, options) for topic in self.settings.subscriptions])
         log.info("connected to the broker (session %s), subscribed to %s",
                  "resumed" if flags.session_present else "new",
@@ -183,8 +187,11 @@ class Consumer:
             batch.started = time.monotonic()
         payload = bytes(message.payload)
         try:
-            map_message(message.topic, payload, time.time(), self.registry.current, self.rules,
-                        batch.mapped)
+            if message.retain:
+                self._reject_retained(message.topic, payload, batch)
+            else:
+                map_message(message.topic, payload, time.time(), self.registry.current,
+                            self.rules, batch.mapped)
         except Exception as exc:
             log.exception("could not map a message on %s", message.topic,
                           extra={"action": "map_failed"})
@@ -198,6 +205,18 @@ class Consumer:
             self._full.set()  # the batch's age starts now: the flusher sets its timer
         if batch.full(self.settings.batch_max_rows, self.flush_at_messages):
             self._full.set()
+
+    def _reject_retained(self, topic: str, payload: bytes, batch: Batch) -> None:
+        # The broker keeps a retained message and sends it again on every subscription,
+        # where a relative time resolves anew: it is never a reading. The stack's broker
+        # refuses them on these topics; another broker may not.
+        who = sender(topic)
+        device = who[1] if who is not None and who[0] == "devices" else None
+        batch.mapped.reject(whole(topic, payload, "retained", "published with the retain "
+                                  "flag; a retained message is sent again on every "
+                                  "subscription, so it is not taken as a reading",
+                                  time.time(), device, self.rules.reject_payload_bytes),
+                            self.rules.budget)
 
     def _disconnect(self) -> None:
         if self._connected:
