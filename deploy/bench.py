@@ -24,6 +24,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -511,6 +513,136 @@ async def bench_api(
     Returns:
         (query name, median ms, p99 ms) for each query of API_QUERIES.
     """
+    async with _seeded_api(install, days, say, count_threshold) as (client, values):
+        results = []
+        for name, template in API_QUERIES:
+            url = template.format(**values)
+            times = await _time_requests(client, url, repeat)
+            results.append((name.format(**values), statistics.median(times), _p99(times)))
+            say(f"  {results[-1][0]}: median {results[-1][1]:.1f} ms")
+        return results
+
+
+# The mix many clients send at once: what a live map, a chart and a filtered list ask.
+LOAD_QUERIES = [
+    ("latest value of every Datastream", "/api/latest"),
+    ("newest 1,000 Observations of a Datastream",
+     "/v1.1/Datastreams({ds})/Observations?$top=1000&$orderby=phenomenonTime desc"
+     "&$select=phenomenonTime,result"),
+    ("a filtered page", "/v1.1/Observations?$filter=result gt 20 and phenomenonTime ge {day}"
+                        "&$top=100"),
+]
+
+
+@dataclass(frozen=True)
+class LoadRow:
+    """What `clients` concurrent clients got from one kind of request."""
+
+    clients: int
+    name: str
+    requests: int
+    errors: int
+    per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+async def bench_api_load(
+    install: Postgres, days: int, clients: list[int], seconds: float, say: Any,
+) -> list[LoadRow]:
+    """Throughput and latency of the API under concurrent clients, against its ceiling.
+
+    For each number of clients, every client sends the requests of LOAD_QUERIES in turn for
+    `seconds`; then as many clients ask for the service root, which reads no data: the
+    ceiling the server and this client process reach together on the same machine.
+
+    Args:
+        install: the PostgreSQL installation to start the stack with.
+        days: how much data to seed, ending now.
+        clients: the numbers of concurrent clients to try, in order.
+        seconds: how long each round sends.
+        say: prints one progress line.
+
+    Returns:
+        One row per number of clients and query, then the ceiling's row.
+    """
+    rows: list[LoadRow] = []
+    async with _seeded_api(install, days, say) as (client, values):
+        urls = [(name, template.format(**values)) for name, template in LOAD_QUERIES]
+        for count in clients:
+            for _name, url in urls:  # warm each once
+                await client.get(url)
+            rows += _load_rows(count, await _send_for(client, urls, count, seconds))
+            rows += _load_rows(count, await _send_for(
+                client, [("ceiling: the service root", "/v1.1")], count, seconds))
+            say(f"  {count} clients: " + ", ".join(
+                f"{r.name} p99 {r.p99_ms:.0f} ms" for r in rows if r.clients == count))
+    return rows
+
+
+async def _send_for(client: httpx.AsyncClient, urls: list[tuple[str, str]], clients: int,
+                    seconds: float) -> tuple[float, dict[str, list[float | None]]]:
+    """(seconds taken, the latencies in ms of each kind, None for an error)."""
+    got: dict[str, list[float | None]] = {name: [] for name, _ in urls}
+    stop = time.perf_counter() + seconds
+
+    async def one_client(offset: int) -> None:
+        turn = offset
+        while time.perf_counter() < stop:
+            name, url = urls[turn % len(urls)]
+            turn += 1
+            started = time.perf_counter()
+            try:
+                response = await client.get(url)
+                ok = response.status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            got[name].append((time.perf_counter() - started) * 1000 if ok else None)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_client(n) for n in range(clients)))
+    return time.perf_counter() - started, got
+
+
+def _load_rows(clients: int, sent: tuple[float, dict[str, list[float | None]]]
+               ) -> list[LoadRow]:
+    took, got = sent
+    rows = []
+    for name, times in got.items():
+        good = [t for t in times if t is not None]
+        rows.append(LoadRow(clients, name, len(times), len(times) - len(good),
+                            len(times) / took, statistics.median(good) if good else 0.0,
+                            _p99(good) if good else 0.0))
+    return rows
+
+
+def load_report(rows: list[LoadRow]) -> str:
+    """The load rounds as a table: each kind of request, the mix's total as a share of the
+    ceiling (the service root at the same number of clients), and the ceiling."""
+    lines = [f"{'clients':>7}  {'requests':<44} {'sent':>6} {'errors':>6} {'req/s':>7} "
+             f"{'p50 ms':>7} {'p99 ms':>7}"]
+    for count in dict.fromkeys(r.clients for r in rows):
+        *mix, ceiling = [r for r in rows if r.clients == count]
+        for r in mix:
+            lines.append(f"{count:>7}  {r.name:<44} {r.requests:>6} {r.errors:>6} "
+                         f"{r.per_s:>7.1f} {r.p50_ms:>7.1f} {r.p99_ms:>7.1f}")
+        total = sum(r.per_s for r in mix)
+        label = f"the mix, {total / ceiling.per_s:.0%} of the ceiling"
+        lines.append(f"{count:>7}  {label:<44} "
+                     f"{sum(r.requests for r in mix):>6} {sum(r.errors for r in mix):>6} "
+                     f"{total:>7.1f}")
+        lines.append(f"{count:>7}  {ceiling.name:<44} {ceiling.requests:>6} "
+                     f"{ceiling.errors:>6} {ceiling.per_s:>7.1f} {ceiling.p50_ms:>7.1f} "
+                     f"{ceiling.p99_ms:>7.1f}")
+    return "\n".join(lines)
+
+
+@asynccontextmanager
+async def _seeded_api(
+    install: Postgres, days: int, say: Any, count_threshold: int | None = None
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, Any]]]:
+    """A fresh stack with `days` of one-minute data for the air-quality stations and the
+    API running on it: an HTTP client for it, and the values API_QUERIES are filled with."""
     state = temporary_state_dir("stadspuls-bench-")
     settings = StackSettings(state_dir=state, db_port=free_port(), mqtt_port=free_port(),
                              mqtt_auth=False,
@@ -531,6 +663,7 @@ async def bench_api(
             if n % 9 == 0:
                 say(f"  {n}/{len(streams)} datastreams")
         await conn.execute("ANALYZE observations")
+        await conn.close()
         say(f"seeded in {time.perf_counter() - seeded:.0f} s")
         if count_threshold is not None:
             # The API process takes its settings from the environment it inherits.
@@ -543,17 +676,11 @@ async def bench_api(
             "ds": streams[0]["id"], "start": _iso(start), "end": _iso(end),
             "day": _iso(end - timedelta(days=1)), "next_day": _iso(end), "page": page,
             "skip": (page - 1) * 100}
-        results = []
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.api_port}",
-                                     timeout=60) as client:
+                                     timeout=60, limits=limits) as client:
             values["token"] = await _skiptoken_before(client, values)
-            for name, template in API_QUERIES:
-                url = template.format(**values)
-                times = await _time_requests(client, url, repeat)
-                results.append((name.format(**values), statistics.median(times), _p99(times)))
-                say(f"  {results[-1][0]}: median {results[-1][1]:.1f} ms")
-        await conn.close()
-        return results
+            yield client, values
     finally:
         stack.stop()
         shutil.rmtree(state, ignore_errors=True)
