@@ -18,12 +18,14 @@ import asyncpg
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import expand, extras, formats, mqtt_create, notifications, openapi, paths, query, write
 from api.admin import router as admin_router
 from api.auth import Authentication, KeyChecker
+from api.bodies import BodyLimit
 from api.entities import ENTITY_SETS
-from api.errors import ApiError, BadRequest, TooSlow, error_response
+from api.errors import ApiError, BadRequest, TooSlow, Unavailable, error_response
 from api.operations import base_url
 from api.ratelimit import Limit, RateLimit
 from api.serialize import entity_json, value_json
@@ -50,6 +52,12 @@ CONFORMANCE = [
     f"{_CLASS}data-array/data-array",
     *MQTT_CLASSES,
 ]
+# What asyncpg raises when the database cannot be reached: a connect refused or timed out
+# (OSError, TimeoutError among them), a connection lost under a query, a server starting,
+# stopping or out of connection slots.
+UNREACHABLE: tuple[type[Exception], ...] = (
+    OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError, asyncpg.InterfaceError)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -77,6 +85,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_exception_handler(asyncpg.QueryCanceledError, _too_slow)
     app.add_exception_handler(asyncpg.DataError, _unusable_value)
     app.add_exception_handler(asyncpg.InvalidParameterValueError, _unusable_value)
+    app.add_exception_handler(asyncpg.PostgresError, _database_failed)
+    for kind in UNREACHABLE:
+        app.add_exception_handler(kind, _unreachable)
     app.include_router(extras.router)
     app.add_api_route(f"/{VERSION}", service_root, methods=["GET"])
     # Clients that join paths to a base URL ending in a slash ask for the root so too.
@@ -93,6 +104,9 @@ def create_app(settings: ApiSettings) -> FastAPI:
         Limit(settings.refused_key_limit_per_s, settings.refused_key_limit_burst)))
     # Usage per agency (api/usage.py): added last, so outermost, reading the principal the
     # authentication middleware leaves in the scope.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       max_text=settings.max_text_bytes, max_json=settings.max_json_bytes)
+    app.add_middleware(Unreachable)
     app.state.usage, app.state.published = UsageMeter(), OwnerTally()
     app.add_middleware(UsageMiddleware, meter=app.state.usage)
     return app
@@ -126,6 +140,51 @@ async def _unusable_value(request: Request, exc: asyncpg.PostgresError) -> JSONR
     return await _api_error(request, BadRequest(
         "the database cannot use a value of the request (a number, time or length out of "
         "range, say)"))
+
+
+async def _database_failed(request: Request, exc: asyncpg.PostgresError) -> JSONResponse:
+    """Any other error of the database: a 500 in the API's words; the database's text,
+    which names its tables and values, goes to the log only."""
+    log.error("the database failed a request (%s): %s", exc.sqlstate, exc,
+              extra={"action": "database_failed"})
+    return error_response(ApiError("the request failed in the database; it is logged"))
+
+
+async def _unreachable(request: Request, exc: Exception) -> JSONResponse:
+    _log_unreachable(exc)
+    return error_response(Unavailable())
+
+
+def _log_unreachable(exc: BaseException) -> None:
+    log.warning("database unreachable: %s: %s", type(exc).__name__, exc,
+                extra={"action": "database_unreachable"})
+
+
+class Unreachable:
+    """ASGI middleware: a request that finds the database unreachable outside the
+    handlers (checking its key, say) is answered 503 with Retry-After, not a 500."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except UNREACHABLE as exc:
+            if started:
+                raise
+            _log_unreachable(exc)
+            await error_response(Unavailable())(scope, receive, send)
 
 
 async def _too_slow(request: Request, exc: asyncpg.QueryCanceledError) -> JSONResponse:

@@ -14,14 +14,69 @@ import json
 import math
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from api.errors import BadRequest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import BadRequest, PayloadTooLarge, error_response
 from api.geometry import GEOJSON_TYPES, geojson_text
 
 Mode = Literal["create", "update"]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """The largest text property and JSON object (in UTF-8 bytes) a written entity may
+    hold: one entity must not make every read of its collection heavy."""
+
+    text: int = 16 * 1024
+    json: int = 64 * 1024
+
+
+# Set per request by BodyLimit from the settings, as the principal is by Authentication.
+sizes: ContextVar[Sizes] = ContextVar("sizes", default=Sizes())  # noqa: B039 (frozen)
+
+
+class BodyLimit:
+    """ASGI middleware: a request body past `max_bytes` is answered 413, by its
+    Content-Length before it is read, or as the bytes arrive (a chunked body); and the
+    sizes of written properties are set for the request."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_text: int, max_json: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.sizes = Sizes(max_text, max_json)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await error_response(self._too_large())(scope, receive, send)
+            return
+        seen = 0
+
+        async def receiving() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise self._too_large()
+            return message
+
+        token = sizes.set(self.sizes)
+        try:
+            await self.app(scope, receiving, send)
+        finally:
+            sizes.reset(token)
+
+    def _too_large(self) -> PayloadTooLarge:
+        return PayloadTooLarge(f"the request body is larger than {self.max_bytes} bytes; "
+                               "send fewer entities a request")
 
 
 @dataclass(frozen=True)
@@ -289,7 +344,7 @@ def reference(entity_set: str, item: dict[str, Any], where: str,
 def convert(kind: str, value: Any, where: str) -> Any:
     """`value` checked for a property of `kind` and converted for the database."""
     if kind == "result" or kind == "any":
-        return value
+        return _sized(value, where)
     if value is None:
         if kind in ("object", "instant", "interval", "time"):
             return None
@@ -300,12 +355,25 @@ def convert(kind: str, value: Any, where: str) -> Any:
 def _text(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise BadRequest(f"{where} must be a string")
+    limit = sizes.get().text
+    if len(value) > limit // 4 and len(value.encode("utf-8", "surrogatepass")) > limit:
+        raise BadRequest(f"{where} is longer than {limit} bytes")
     return value
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise BadRequest(f"{where} must be a JSON object")
+    _sized(value, where)
+    return value
+
+
+def _sized(value: Any, where: str) -> Any:
+    """`value`, unless as JSON it is longer than the limit of one object."""
+    limit = sizes.get().json
+    if isinstance(value, dict | list) and len(json.dumps(
+            value, ensure_ascii=False).encode("utf-8", "surrogatepass")) > limit:
+        raise BadRequest(f"{where} is larger than {limit} bytes as JSON")
     return value
 
 
@@ -324,6 +392,8 @@ def _unit(value: Any, where: str) -> dict[str, str | None]:
                              "and definition")
         if member is not None and not isinstance(member, str):
             raise BadRequest(f"{where}.{key} must be a string or null")
+        if member is not None:
+            _text(member, f"{where}.{key}")
     return {k: unit.get(k) for k in ("name", "symbol", "definition")}
 
 

@@ -7,11 +7,13 @@ ApiError
  ├── NotFound       no such entity or path (404)
  ├── NotAllowed     the method does not apply to the path (405)
  ├── Conflict       the change contradicts what is stored (409)
+ ├── PayloadTooLarge  a request body past the limit (413)
  ├── UnsupportedMediaType  a body in a format the request cannot take (415)
  ├── FailedDependency  a request of a batch depends on one that failed (424)
  ├── TooManyRequests  the key (or address) ran past its rate limit (429)
  ├── NotImplementedOption  a system query option of OData not offered here (501)
- └── TooSlow        the query ran past the statement timeout (503)
+ ├── TooSlow        the query ran past the statement timeout (503)
+ └── Unavailable    the database cannot be reached (503)
 """
 
 from __future__ import annotations
@@ -74,6 +76,13 @@ class Conflict(ApiError):
     code = "conflict"
 
 
+class PayloadTooLarge(ApiError):
+    """The request body is too large."""
+
+    status = 413
+    code = "payload_too_large"
+
+
 class UnsupportedMediaType(ApiError):
     """The body is in a format this request does not take."""
 
@@ -113,6 +122,14 @@ class TooSlow(ApiError):
     code = "too_slow"
 
 
+class Unavailable(ApiError):
+    """The database cannot be reached just now; try again after Retry-After seconds."""
+
+    status = 503
+    code = "unavailable"
+    retry_after = 5
+
+
 # The schemes a key may be sent in (api/auth.py), offered with every 401.
 CHALLENGE = 'Bearer realm="stadspuls", Basic realm="stadspuls"'
 
@@ -126,6 +143,6 @@ def error_response(exc: ApiError) -> JSONResponse:
     headers = {}
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = CHALLENGE
-    if isinstance(exc, TooManyRequests):
+    if isinstance(exc, TooManyRequests | Unavailable):
         headers["Retry-After"] = str(exc.retry_after)
     return JSONResponse(body, status_code=exc.status, headers=headers)

@@ -7,6 +7,10 @@ one row each). It takes one row more than `$top` to know whether more follow: th
 parent gets `<navigation>@iot.nextLink`, the related collection with the same options and
 the next `$skip`. With `$count=true` a second LATERAL in the same query counts each
 parent's related rows that pass the `$filter`, exactly, into `<navigation>@iot.count`.
+
+One request expands at most `ApiSettings.max_expanded_rows` rows in all: before each
+query, its parents times its `$top` must fit in what the levels before left over, or the
+request is answered 400 saying how to page instead.
 """
 
 from __future__ import annotations
@@ -18,12 +22,18 @@ from urllib.parse import urlencode
 from api import query
 from api.entities import ENTITY_SETS, EntityType
 from api.errors import BadRequest, NotImplementedOption
-from api.odata import Expansion, ODataError, UnsupportedOption, parse_expand
+from api.odata import (
+    MAX_EXPAND_DEPTH,
+    Expansion,
+    ODataError,
+    UnsupportedOption,
+    parse_expand,
+)
 from api.resolver import rename
 from api.serialize import entity_json
 from api.store import Options, Sql, columns, compiled_filter, compiled_order
 
-MAX_DEPTH = 5
+MAX_DEPTH = MAX_EXPAND_DEPTH
 
 
 def parse(raw: str | None) -> tuple[Expansion, ...]:
@@ -82,6 +92,32 @@ def _flatten(items: tuple[Expansion, ...]) -> tuple[Expansion, ...]:
 
 
 @dataclass
+class Budget:
+    """The rows a request may still expand."""
+
+    left: int
+
+    def spend(self, parents: list[dict[str, Any]], parent: EntityType, name: str,
+              top: int, base: str) -> None:
+        """Refuse the expansion of `name` below `parents` if its rows may exceed what
+        is left; `top` is its $top (1 for a navigation to one entity).
+
+        Raises:
+            BadRequest: saying how to ask for fewer rows or to page through them.
+        """
+        most = len(parents) * top
+        if most <= self.left:
+            return
+        first = f"{base}/{parent.set_name}({parents[0]['id']})/{name}"
+        raise BadRequest(
+            f"$expand of {name} may read up to {most} rows ({len(parents)} {parent.set_name}"
+            f" × $top={top}), more than the {self.left} this request has left of its "
+            f"limit; ask for fewer with a smaller $top (of the page or inside $expand), or "
+            f"read them through their own path, such as {first}, following its "
+            "@iot.nextLink")
+
+
+@dataclass
 class _Related:
     """One parent's related rows, their count if asked for, and whether more follow."""
 
@@ -93,10 +129,18 @@ class _Related:
 async def expand(
     conn: Any, entity: EntityType, rows: list[dict[str, Any]], out: list[dict[str, Any]],
     items: tuple[Expansion, ...], base: str, settings: Any, depth: int = 0,
+    budget: Budget | None = None,
 ) -> None:
-    """Add each expansion's related entities to `out` (the serialised `rows`), in place."""
+    """Add each expansion's related entities to `out` (the serialised `rows`), in place.
+
+    Raises:
+        BadRequest: an expansion is malformed, or may read more rows than the request's
+            share, `settings.max_expanded_rows`.
+    """
     if not items or not rows:
         return
+    if budget is None:
+        budget = Budget(settings.max_expanded_rows)
     if depth >= MAX_DEPTH:
         raise BadRequest(f"$expand nests deeper than {MAX_DEPTH} levels")
     for item in items:
@@ -108,6 +152,7 @@ async def expand(
         target = ENTITY_SETS[nav.target]
         options = query.options(item.options, target, settings.page_size,
                                 settings.max_page_size)
+        budget.spend(rows, entity, name, 1 if nav.to_one else options.top, base)
         related = await _related(conn, entity, nav.join, target, [r["id"] for r in rows],
                                  options)
         # Every parent's children together, so the next level is again one query.
@@ -118,6 +163,7 @@ async def expand(
             bodies = [entity_json(c, target, base, options.select) for c in got.rows]
             all_children += got.rows
             all_bodies += bodies
+            budget.left -= len(got.rows)
             if nav.to_one:
                 body[name] = bodies[0] if bodies else None
                 continue
@@ -129,7 +175,7 @@ async def expand(
                 body[f"{name}@iot.nextLink"] = (
                     f"{base}/{entity.set_name}({row['id']})/{name}?{link}")
         await expand(conn, target, all_children, all_bodies, item.expand, base, settings,
-                     depth + 1)
+                     depth + 1, budget)
 
 
 def _next_query(item: Expansion, options: Options) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -55,6 +56,27 @@ class ApiSettings(BaseSettings):
     # valid are answered 429 without a look at the database.
     refused_key_limit_per_s: float = 0.2
     refused_key_limit_burst: int = 20
+    # Client addresses (comma-separated; "*" for any) of the proxies whose X-Forwarded-For
+    # and X-Forwarded-Proto are believed; "" believes none, so every limit per address
+    # applies to the address that connected (docs/api.md, "Limits of one request").
+    forwarded_allow_ips: str = ""
+    # One request's share of the service (docs/api.md, "Limits of one request"): rows that
+    # $expand may read below a page, bytes of a request body, and of one text property
+    # and one JSON object (properties, parameters, a structured result) of a written entity.
+    max_expanded_rows: int = 20_000
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_text_bytes: int = 16 * 1024
+    max_json_bytes: int = 64 * 1024
+    # How long opening a connection to the database may take before the request is
+    # answered 503.
+    database_connect_timeout_s: float = 5.0
+
+    def server_options(self) -> dict[str, Any]:
+        """The options of uvicorn that serve these settings: where to listen, and whose
+        forwarded headers to believe (none unless `forwarded_allow_ips` names them)."""
+        return {"host": self.api_host, "port": self.api_port,
+                "proxy_headers": bool(self.forwarded_allow_ips),
+                "forwarded_allow_ips": self.forwarded_allow_ips or None}
 
     def mqtt_login(self) -> tuple[str, str] | None:
         """(username, password) for the broker, or None to connect anonymously."""

@@ -49,6 +49,7 @@ async def create_pool(settings: ApiSettings) -> Any:
 
     return await asyncpg.create_pool(
         settings.database_url, min_size=1, max_size=10, init=init, setup=setup,
+        timeout=settings.database_connect_timeout_s,
         # The role as a setting of the session, like SET ROLE; RESET ALL, run when a
         # connection goes back to the pool, keeps it.
         server_settings={"role": settings.database_role,

@@ -348,8 +348,8 @@ def api_command(database_url: str | None, api_port: int | None, mqtt_host: str |
                "mqtt_publisher_secret_file": mqtt_publisher_secret_file}
     given: dict[str, Any] = {k: v for k, v in options.items() if v is not None}
     settings = ApiSettings(**given)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                log_level="info", access_log=False)
+    uvicorn.run(create_app(settings), **settings.server_options(), log_level="info",
+                access_log=False)
 
 
 @cli.group()

@@ -14,6 +14,7 @@ no tables; a ``Resolver`` supplied by the caller says what each property path me
 from api.odata.compiler import IOT_ID, CompiledSql, compile_filter
 from api.odata.errors import FilterError, ODataError, QueryOptionError, UnsupportedOption
 from api.odata.options import (
+    MAX_EXPAND_DEPTH,
     UNSUPPORTED,
     Expansion,
     parse_expand,
@@ -26,6 +27,7 @@ from api.odata.resolver import Collection, Column, ColumnType, Resolver
 
 __all__ = [
     "IOT_ID",
+    "MAX_EXPAND_DEPTH",
     "UNSUPPORTED",
     "Collection",
     "Column",

@@ -19,6 +19,9 @@ _NESTED_OPTIONS = frozenset(
     {"$filter", "$expand", "$select", "$orderby", "$top", "$skip", "$count"}
 )
 _COUNTS = frozenset({"$top", "$skip"})
+# Levels of $expand, nested or along a path (Datastreams/Thing is two). Checked while
+# parsing, so that text nested hundreds deep is refused before it exhausts the stack.
+MAX_EXPAND_DEPTH = 5
 # System query options of OData 4.01 that SensorThings does not define: a request naming
 # one is refused as not implemented rather than as malformed.
 UNSUPPORTED = frozenset({
@@ -92,20 +95,23 @@ def _stripped(piece: str, at: int) -> tuple[str, int]:
     return piece.strip(), at + leading
 
 
-def parse_expand(text: str, base: int = 0) -> tuple[Expansion, ...]:
+def parse_expand(text: str, base: int = 0, depth: int = 0) -> tuple[Expansion, ...]:
     """Parse an ``$expand`` value into a tree of expansions.
 
     Args:
         text: the URL-decoded value of the query option.
         base: where ``text`` starts in a larger option, for positions.
+        depth: the levels of expansion above ``text``.
 
     Returns:
         The expansions in the order written.
 
     Raises:
-        QueryOptionError: malformed list, unknown or repeated nested option, bad name.
+        QueryOptionError: malformed list, unknown or repeated nested option, bad name, or
+            more than ``MAX_EXPAND_DEPTH`` levels.
     """
-    expansions = [_expansion(item, at) for item, at in _items(text, ",", base, "$expand")]
+    expansions = [_expansion(item, at, depth)
+                  for item, at in _items(text, ",", base, "$expand")]
     seen: set[tuple[str, ...]] = set()
     for expansion in expansions:
         if expansion.path in seen:
@@ -150,14 +156,14 @@ def _path(text: str, at: int) -> tuple[str, ...]:
     return segments
 
 
-def _expansion(item: str, at: int) -> Expansion:
+def _expansion(item: str, at: int, depth: int) -> Expansion:
     paren = item.find("(")
     if paren < 0:
-        return Expansion(_path(item, at), position=at)
+        return Expansion(_deep_enough(_path(item, at), at, depth), position=at)
     if not item.endswith(")"):
         closing = _matching_paren(item, paren)
         raise QueryOptionError("unexpected text after ')'", at + closing + 1)
-    path = _path(item[:paren].rstrip(), at)
+    path = _deep_enough(_path(item[:paren].rstrip(), at), at, depth)
     options: dict[str, str] = {}
     children: tuple[Expansion, ...] = ()
     inner_at = at + paren + 1
@@ -166,10 +172,16 @@ def _expansion(item: str, at: int) -> Expansion:
         if name in options or (name == "$expand" and children):
             raise QueryOptionError(f"{name} is given twice", option_at)
         if name == "$expand":
-            children = parse_expand(value, value_at)
+            children = parse_expand(value, value_at, depth + len(path))
         else:
             options[name] = value
     return Expansion(path, options, children, at)
+
+
+def _deep_enough(path: tuple[str, ...], at: int, depth: int) -> tuple[str, ...]:
+    if depth + len(path) > MAX_EXPAND_DEPTH:
+        raise QueryOptionError(f"expansions nest deeper than {MAX_EXPAND_DEPTH} levels", at)
+    return path
 
 
 def _matching_paren(item: str, paren: int) -> int:
