@@ -27,6 +27,19 @@ class ObservedProperty:
 
 
 @dataclass(frozen=True)
+class Plausible:
+    """The values an observed property can take at all, in one SenML unit: outside them a
+    reading is a fault of the device, not weather or traffic."""
+
+    low: float
+    high: float
+    unit: str
+
+    def __contains__(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
 class Unit:
     """A unit of measurement: its SenML registry name and how SensorThings shows it."""
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.queries import query
-from devices.catalogue import model
+from devices.catalogue import PLAUSIBLE, model
 from devices.fleet import Fleet
 from devices.models import ObservedProperty, Stream
 
@@ -55,7 +55,8 @@ async def provision(conn: Any, fleet: Fleet) -> Provisioned:
                 [g.name for g in fleet.gateways], [g.model for g in fleet.gateways]]),
             "observed properties": await _upsert(conn, "upsert_observed_properties", [
                 [p.key for p in properties], [p.name for p in properties],
-                [p.definition for p in properties], [p.description for p in properties]]),
+                [p.definition for p in properties], [p.description for p in properties],
+                *_ranges(properties)]),
             "sensors": await _upsert(conn, "upsert_sensors", [
                 models, [model(m).sensor_name for m in models],
                 [model(m).sensor_description for m in models],
@@ -84,6 +85,13 @@ def _observed_properties(streams: dict[str, dict[str, Stream]]) -> list[Observed
     found = {s.observed_property.key: s.observed_property
              for per_device in streams.values() for s in per_device.values()}
     return [found[k] for k in sorted(found)]
+
+
+def _ranges(properties: list[ObservedProperty]) -> list[list[Any]]:
+    """Low, high and unit of each property's plausible range (None where it has none)."""
+    ranges = [PLAUSIBLE.get(p.key) for p in properties]
+    return [[r.low if r else None for r in ranges], [r.high if r else None for r in ranges],
+            [r.unit if r else None for r in ranges]]
 
 
 def _datastream_columns(

@@ -128,6 +128,10 @@ def map_message(
         out.reject(whole(topic, payload, exc.code, str(exc), received, publisher,
                          rules.reject_payload_bytes), rules.budget)
         return
+    if not records:
+        out.reject(whole(topic, payload, "empty_pack", "the pack has no records", received,
+                         publisher, rules.reject_payload_bytes), rules.budget)
+        return
     refusals = _map_records(records, kind, sender_id, received, registry, rules, out)
     if refusals is not None:
         out.reject(refusals.reject(topic, payload, received, publisher,
@@ -160,6 +164,7 @@ def _map_records(
         if (target is not None and (entry.unit is None or entry.unit == target.unit)
                 and entry.time <= latest and target.kind == "number"
                 and type(entry.value) in (float, int)
+                and target.low <= entry.value <= target.high  # type: ignore[operator]
                 and (name.startswith(own_prefix) if device_topic
                      else registry.gateway_of.get(target.device_id) == sender_id)):
             out.times.append(entry.time)
@@ -206,7 +211,15 @@ def _refusal(
         return ("wrong_unit",
                 f"unit {entry.unit!r} does not match the datastream's unit {target.unit!r}")
     reason = _type_refusal(entry.value, target.kind)
-    return ("wrong_type", reason) if reason else None
+    if reason:
+        return "wrong_type", reason
+    value = entry.value
+    if type(value) in (int, float) and not target.low <= value <= target.high:  # type: ignore[operator]
+        return ("implausible",
+                f"{value!r} {target.unit or ''} is outside the plausible range of "
+                f"{target.property or 'the observed property'}, {target.low:g} to "
+                f"{target.high:g}")
+    return None
 
 
 def _type_refusal(value: object, kind: str) -> str | None:

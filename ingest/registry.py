@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,13 +32,17 @@ KINDS = {
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where a resolved SenML record goes, and the FeatureOfInterest its reading gets."""
+    """Where a resolved SenML record goes, the FeatureOfInterest its reading gets, and the
+    plausible range of its observed property (unbounded where it has none)."""
 
     datastream_id: int
     unit: str | None
     kind: str
     device_id: str
     feature_id: int | None = None
+    low: float = -math.inf
+    high: float = math.inf
+    property: str = ""
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,9 @@ async def load(conn: Any) -> Registry:
     rows = await conn.fetch(query("ingest", "registry_streams"))
     streams = {
         r["name"]: Target(r["id"], r["senml_unit"], KINDS.get(r["observation_type"], "any"),
-                          r["device_id"], r["feature_id"])
+                          r["device_id"], r["feature_id"],
+                          -math.inf if r["low"] is None else r["low"],
+                          math.inf if r["high"] is None else r["high"], r["property"])
         for r in rows
     }
     restricted = frozenset(r["id"] for r in rows if r["access"] == "restricted")

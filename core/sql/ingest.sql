@@ -1,12 +1,17 @@
 -- registry_streams --
 -- Every datastream a field device can publish to, by resolved SenML name, with the
--- FeatureOfInterest of its readings (the one provisioning makes for the device), its access
--- and its agency (for metering).
+-- FeatureOfInterest of its readings (the one provisioning makes for the device), its access,
+-- its agency (for metering) and the plausible range of its observed property where that
+-- range is in the datastream's unit.
 SELECT 'urn:dev:' || t.device_id || ':' || ds.record_name AS name, ds.id, ds.senml_unit,
-       ds.observation_type, t.device_id, f.id AS feature_id, ds.access, a.code AS agency
+       ds.observation_type, t.device_id, f.id AS feature_id, ds.access, a.code AS agency,
+       op.name AS property,
+       CASE WHEN op.plausible_unit = ds.senml_unit THEN op.plausible_min END AS low,
+       CASE WHEN op.plausible_unit = ds.senml_unit THEN op.plausible_max END AS high
 FROM datastreams ds
 JOIN things t ON t.id = ds.thing_id
 JOIN agencies a ON a.id = ds.agency_id
+JOIN observed_properties op ON op.id = ds.observed_property_id
 LEFT JOIN features_of_interest f ON f.key = 'device:' || t.device_id
 WHERE t.device_id IS NOT NULL AND ds.record_name IS NOT NULL;
 

@@ -15,10 +15,15 @@ SET agency_id = EXCLUDED.agency_id, name = EXCLUDED.name, model = EXCLUDED.model
 RETURNING (xmax = 0) AS inserted;
 
 -- upsert_observed_properties --
-INSERT INTO observed_properties (key, name, definition, description)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+-- With each its plausible range (devices/catalogue.py), which ingest holds readings to.
+INSERT INTO observed_properties (key, name, definition, description, plausible_min,
+                                 plausible_max, plausible_unit)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::float8[],
+                     $6::float8[], $7::text[])
 ON CONFLICT (key) DO UPDATE
-SET name = EXCLUDED.name, definition = EXCLUDED.definition, description = EXCLUDED.description
+SET name = EXCLUDED.name, definition = EXCLUDED.definition, description = EXCLUDED.description,
+    plausible_min = EXCLUDED.plausible_min, plausible_max = EXCLUDED.plausible_max,
+    plausible_unit = EXCLUDED.plausible_unit
 RETURNING (xmax = 0) AS inserted;
 
 -- upsert_sensors --

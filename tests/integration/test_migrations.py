@@ -9,6 +9,7 @@ import pytest
 from core.database import connect, quote_ident
 from core.errors import MigrationError
 from core.migrations import applied_versions, available, migrate
+from core.queries import query
 from deploy.settings import database_url
 from deploy.stack import LocalStack
 from devices.fleet import stockholm
@@ -44,6 +45,20 @@ async def _datastream(db: Any) -> int:
         "SELECT ds.id FROM datastreams ds JOIN things t ON t.id = ds.thing_id "
         "WHERE t.device_id = 'aq-hornsgatan-108' AND ds.record_name = 'no2'"
     ))
+
+
+async def _bare_datastream(db: Any) -> int:
+    """One Datastream made by the SQL of the schema at hand, for a database migrated only
+    part way (provisioning writes the schema of the latest migration)."""
+    return int(await db.fetchval(
+        "WITH a AS (INSERT INTO agencies (code, name) VALUES ('a', 'A') RETURNING id), "
+        "t AS (INSERT INTO things (agency_id, name) SELECT id, 'T' FROM a RETURNING id), "
+        "s AS (INSERT INTO sensors (name) VALUES ('S') RETURNING id), "
+        "p AS (INSERT INTO observed_properties (name, definition) VALUES ('P', 'd') "
+        "      RETURNING id) "
+        "INSERT INTO datastreams (agency_id, thing_id, sensor_id, observed_property_id, name, "
+        "                         observation_type) "
+        "SELECT a.id, t.id, s.id, p.id, 'D', 'OM_Measurement' FROM a, t, s, p RETURNING id"))
 
 
 async def test_running_migrations_again_applies_nothing(db: Any) -> None:
@@ -183,7 +198,7 @@ async def test_migration_0010_rebuilds_the_key_of_every_chunk_and_redeliveries_s
 ) -> None:
     db = db_at_0009
     assert await applied_versions(db) == list(range(1, 10))
-    datastream = await _datastream(db)
+    datastream = await _bare_datastream(db)
     insert = (
         "INSERT INTO observations (phenomenon_time, phenomenon_time_end, datastream_id, "
         "result_number) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING"
@@ -227,3 +242,21 @@ async def test_rejects_keep_the_raw_payload_and_reason(db: Any) -> None:
     row = await db.fetchrow("SELECT payload, reason, received_at FROM rejected_messages")
     assert row["payload"] == payload
     assert row["received_at"] is not None
+
+
+async def test_migration_0012_ranges_are_ordered_and_apply_only_in_their_unit(db: Any) -> None:
+    await provision(db, stockholm())
+    with pytest.raises(asyncpg.CheckViolationError):
+        await db.execute("UPDATE observed_properties SET plausible_min = 5, plausible_max = 1 "
+                         "WHERE key = 'no2'")
+    rows = await db.fetch(
+        "SELECT name, low, high FROM (" + query("ingest", "registry_streams").rstrip(";")
+        + ") r WHERE name LIKE 'urn:dev:aq-hornsgatan-108:%' ORDER BY name")
+    assert {r["name"].rsplit(":", 1)[1]: (r["low"], r["high"]) for r in rows}["pressure"] == (
+        850, 1090)
+    # A Datastream in another unit than its property's range is held to none.
+    await db.execute("UPDATE datastreams SET senml_unit = 'Pa' WHERE record_name = 'pressure'")
+    low = await db.fetchval(
+        "SELECT low FROM (" + query("ingest", "registry_streams").rstrip(";")
+        + ") r WHERE name = 'urn:dev:aq-hornsgatan-108:pressure'")
+    assert low is None
