@@ -19,7 +19,9 @@ import click
 from api.keys import KeyRefused, NewKey, create_key, expiry, list_keys, revoke_key
 from api.principal import ROLES
 from core.queries import query
-from deploy.running import on_database
+from deploy.device_commands import report_broker
+from deploy.running import BrokerFollowed, changing_access, on_database
+from deploy.settings import StackSettings
 
 T = TypeVar("T")
 
@@ -31,19 +33,37 @@ def _run(database_url: str, work: Callable[[Any], Awaitable[T]]) -> T:
         raise click.ClickException(str(exc)) from None
 
 
+def _change(settings: StackSettings, database_url: str | None,
+            work: Callable[[Any], Awaitable[T]]) -> tuple[T, BrokerFollowed]:
+    """Run an access change and make sure the broker follows it (deploy/running.py); the
+    caller prints its outcome, then `report_broker`."""
+    try:
+        return changing_access(settings, database_url, work)
+    except KeyRefused as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
 
 
-def register(cli: click.Group, database_option: Callable[..., Any]) -> None:
-    """Add the access commands to `cli`; `database_option` is the CLI's --database-url."""
+def register(cli: click.Group, database_option: Callable[..., Any],
+             stack_options: Callable[[Callable[..., Any]], Callable[..., Any]]) -> None:
+    """Add the access commands to `cli`; `database_option` is the CLI's --database-url,
+    `stack_options` its choice of local stack. The commands that change who may use the
+    broker take both: --database-url, and the stack whose broker must follow."""
+
+    def changes_access(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option("--database-url", envvar="STADSPULS_DATABASE_URL",
+                               help="PostgreSQL URL [the local stack's database]")(command)
+        return stack_options(command)
 
     @cli.group()
     def keys() -> None:
         """API keys of agencies: create (shown once), list, revoke."""
 
     @keys.command("create")
-    @database_option
+    @changes_access
     @click.option("--agency", required=True, help="Code of the agency the key acts for.")
     @click.option("--role", required=True, type=click.Choice(ROLES),
                   help="reader: reads its agency's restricted data; writer: also writes "
@@ -53,8 +73,8 @@ def register(cli: click.Group, database_option: Callable[..., Any]) -> None:
                   help="Days until the key expires [90].")
     @click.option("--expires", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
                   help="Expiry date instead of --days (UTC), e.g. 2027-03-01.")
-    def keys_create(database_url: str, agency: str, role: str, label: str,
-                    days: int | None, expires: datetime | None) -> None:
+    def keys_create(settings: StackSettings, database_url: str | None, agency: str, role: str,
+                    label: str, days: int | None, expires: datetime | None) -> None:
         """Create an API key and print it, once."""
         if days is not None and expires is not None:
             raise click.UsageError("give --days or --expires, not both")
@@ -62,14 +82,16 @@ def register(cli: click.Group, database_option: Callable[..., Any]) -> None:
             until = expiry(days, expires)
         except KeyRefused as exc:
             raise click.UsageError(str(exc)) from None
-        made: NewKey = _run(database_url,
-                            lambda conn: create_key(conn, agency, role, label, until))
+        made: NewKey
+        made, broker = _change(settings, database_url,
+                               lambda conn: create_key(conn, agency, role, label, until))
         click.echo(f"key {made.key_id} ({made.role} of {made.agency}, "
                    f"expires {_when(made.expires_at)} UTC)\n")
         click.echo(f"  {made.text}\n")
         click.echo("It is shown only now; store it as a secret. Use it as\n"
                    f"  HTTP:  curl -H 'Authorization: Bearer <key>' ...\n"
                    f"  MQTT:  username {made.key_id}, password <key>")
+        report_broker(broker)
 
     @keys.command("list")
     @database_option
@@ -91,12 +113,15 @@ def register(cli: click.Group, database_option: Callable[..., Any]) -> None:
         click.echo(f"{len(rows)} keys")
 
     @keys.command("revoke")
-    @database_option
+    @changes_access
     @click.argument("key_id")
-    def keys_revoke(database_url: str, key_id: str) -> None:
-        """Revoke a key: the API refuses it within seconds, the broker at once."""
-        revoked = _run(database_url, lambda conn: revoke_key(conn, key_id))
+    def keys_revoke(settings: StackSettings, database_url: str | None, key_id: str) -> None:
+        """Revoke a key: the API refuses it within seconds, the broker at once (or the
+        command fails, saying the broker was not updated)."""
+        revoked, broker = _change(settings, database_url,
+                                          lambda conn: revoke_key(conn, key_id))
         click.echo(f"revoked {key_id} at {_when(revoked)} UTC")
+        report_broker(broker)
 
     @cli.command()
     @database_option
@@ -122,16 +147,18 @@ def register(cli: click.Group, database_option: Callable[..., Any]) -> None:
         """Who may read a Datastream: open to all, or restricted to its agency."""
 
     def set_access(access: str) -> Callable[..., None]:
-        def command(database_url: str, ids: tuple[int, ...]) -> None:
+        def command(settings: StackSettings, database_url: str | None,
+                    ids: tuple[int, ...]) -> None:
             async def update(conn: Any) -> set[int]:
                 rows = await conn.fetch(query("api_access", "set_datastream_access"),
                                         list(ids), access)
                 return {r["id"] for r in rows}
 
-            changed = _run(database_url, update)
+            changed, broker = _change(settings, database_url, update)
             missing = sorted(set(ids) - changed)
             if changed:
                 click.echo(f"{access}: {', '.join(str(i) for i in sorted(changed))}")
+            report_broker(broker)
             if missing:
                 raise click.ClickException(
                     f"no Datastream {', '.join(str(i) for i in missing)}")
@@ -143,5 +170,5 @@ def register(cli: click.Group, database_option: Callable[..., Any]) -> None:
                               ("open", "open", "Open Datastreams to everyone.")):
         command = set_access(access)
         command.__doc__ = doc
-        datastreams.command(verb)(database_option(
+        datastreams.command(verb)(changes_access(
             click.argument("ids", nargs=-1, type=int, required=True)(command)))

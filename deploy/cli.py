@@ -30,7 +30,7 @@ from deploy.access import LOAD as LOAD_ACCOUNT
 from deploy.bench import BenchOptions, bench_api, bench_ingest, bench_write, report
 from deploy.device_commands import add_device_commands
 from deploy.errors import DeployError
-from deploy.process import read_pid, tail
+from deploy.process import read_pid
 from deploy.running import on_database
 from deploy.settings import StackSettings
 from deploy.system import ensure_system, installed_postgres
@@ -126,7 +126,12 @@ def setup(debian_mirror: str | None) -> None:
 @click.option("--no-simulator", is_flag=True, help="Run without the simulated fleet.")
 def up(settings: StackSettings, detach: bool, fleet_name: str, scale: int,
        skip_setup: bool, no_simulator: bool) -> None:
-    """Start the platform in the foreground; Ctrl-C stops everything."""
+    """Start the platform in the foreground; Ctrl-C stops everything.
+
+    A service that exits is started again, after 1, 2, 4, 8 s (jittered); after its fifth
+    crash within 120 s the whole stack stops. What a supervisor that died left running is
+    stopped first.
+    """
     supervisor = read_pid(settings.state_dir / stacks.SUPERVISOR_PID)
     if supervisor is not None:
         raise click.ClickException(
@@ -134,6 +139,7 @@ def up(settings: StackSettings, detach: bool, fleet_name: str, scale: int,
             "see `stadspuls status`, stop it with `stadspuls down`"
         )
     postgres = ensure_system(debian_mirror=settings.debian_mirror) if not skip_setup else None
+    stacks.stop_orphans(settings, postgres or installed_postgres())
     if detach:
         _start_detached(settings, fleet_name, scale, no_simulator)
         return
@@ -160,7 +166,7 @@ async def _run_foreground(stack: stacks.LocalStack, fleet_name: str, scale: int,
         if simulate:
             stack.start_simulator(fleet_name, scale)
         _print_banner(settings, time.monotonic() - started)
-        await _supervise(stack)
+        await stacks.supervise(stack, _stop_on_signal())
     finally:
         log.info("stopping", extra={"action": "stack_stopping"})
         if sync is not None:
@@ -170,22 +176,13 @@ async def _run_foreground(stack: stacks.LocalStack, fleet_name: str, scale: int,
         log.info("stopped", extra={"action": "stack_stopped"})
 
 
-async def _supervise(stack: stacks.LocalStack) -> None:
+def _stop_on_signal() -> asyncio.Event:
+    """An event set by SIGINT (Ctrl-C) or SIGTERM (`stadspuls down`)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    while not stop.is_set():
-        exited = stack.exited()
-        if exited:
-            log.error("%s exited unexpectedly; see %s", ", ".join(exited),
-                      stack.state_dir / "logs", extra={"action": "service_died"})
-            raise DeployError(f"{', '.join(exited)} exited unexpectedly")
-        try:
-            async with asyncio.timeout(0.5):
-                await stop.wait()
-        except TimeoutError:
-            pass
+    return stop
 
 
 def _print_banner(settings: StackSettings, seconds: float) -> None:
@@ -236,12 +233,14 @@ def _start_detached(settings: StackSettings, fleet_name: str, scale: int,
                                  stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise click.ClickException(f"the stack did not start:\n{tail(logfile)}")
+        # Only what this start wrote: the log also holds earlier runs, banners included.
         with logfile.open("rb") as log_now:
             log_now.seek(offset)
-            started = b"Stadspuls is up" in log_now.read()
-        if started:
+            written = log_now.read().decode(errors="replace")
+        if child.poll() is not None:
+            last = "\n".join(written.splitlines()[-15:])
+            raise click.ClickException(f"the stack did not start:\n{last}")
+        if "Stadspuls is up" in written:
             click.echo(stacks.describe(asyncio.run(stacks.status(settings))))
             click.echo(f"Running in the background (log: {logfile}); stop with `stadspuls down`.")
             return
@@ -261,11 +260,11 @@ def down(settings: StackSettings) -> None:
 @stack_options
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def status(settings: StackSettings, as_json: bool) -> None:
-    """Report each component of the local stack; exit status 3 if the database, the broker,
-    ingest or the API is down."""
+    """Report each component of the local stack; exit status 3 if the supervisor, the
+    database, the broker, ingest or the API is down."""
     found = asyncio.run(stacks.status(settings))
     click.echo(json.dumps(stacks.as_dict(found)) if as_json else stacks.describe(found))
-    if not all(c.running for c in found if c.name in ("database", "broker", "ingest", "api")):
+    if not all(c.running for c in found if c.name in stacks.REQUIRED):
         sys.exit(3)
 
 
@@ -515,7 +514,7 @@ def load_command(readings: int, rate: float | None, records_per_message: int, de
 
 
 cli.add_command(simulate)
-access_cli.register(cli, database_option)
+access_cli.register(cli, database_option, stack_options)
 cli.add_command(usage)
 add_device_commands(devices, stack_options)
 

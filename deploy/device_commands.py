@@ -4,14 +4,13 @@ gateways. A new secret is printed once and stored nowhere but as its hash."""
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from deploy import stack as stacks
-from deploy.running import on_database
+from deploy.running import BrokerFollowed, changing_access
 from deploy.settings import StackSettings
 from deploy.tls import Authority, issue_client_certificate
 from devices import credentials
@@ -47,9 +46,10 @@ def add_device_commands(group: click.Group,
                             cert_dir: Path | None) -> None:
         """Give a device or gateway broker credentials (username: its id)."""
         authority = _authority(settings, cert_dir)
-        issued = _run(settings, database_url, lambda c: credentials.create(
+        issued, broker = changing_access(settings, database_url, lambda c: credentials.create(
             c, publisher_id, certificate=authority is not None))
         _print_secret(issued, "created", _certificate(authority, issued, cert_dir), as_json)
+        report_broker(broker)
 
     @group.command("rotate")
     @common
@@ -59,29 +59,36 @@ def add_device_commands(group: click.Group,
         """Give a device or gateway a new secret; the old one, and every client certificate
         issued before, stop working."""
         authority = _authority(settings, cert_dir)
-        issued = _run(settings, database_url, lambda c: credentials.rotate(
+        issued, broker = changing_access(settings, database_url, lambda c: credentials.rotate(
             c, publisher_id, certificate=authority is not None))
         _print_secret(issued, "rotated", _certificate(authority, issued, cert_dir), as_json)
+        report_broker(broker)
 
     @group.command("revoke")
     @common
     def devices_revoke(settings: StackSettings, publisher_id: str, database_url: str | None,
                        as_json: bool) -> None:
         """Revoke a device's or gateway's credentials and client certificate: the broker
-        disconnects it within seconds and refuses it from then on."""
-        account = _run(settings, database_url, lambda c: credentials.revoke(c, publisher_id))
+        disconnects it within seconds and refuses it from then on (or the command fails,
+        saying the broker was not updated)."""
+        account, broker = changing_access(settings, database_url,
+                                          lambda c: credentials.revoke(c, publisher_id))
         if as_json:
             click.echo(json.dumps({"username": account.username, "kind": account.kind,
                                    "revoked_at": account.revoked_at.isoformat()
                                    if account.revoked_at else None}))
         else:
             click.echo(f"{account.kind} {account.username}: broker credentials revoked")
+        report_broker(broker)
 
 
-def _run(settings: StackSettings, database_url: str | None,
-         action: Callable[[Any], Awaitable[Any]]) -> Any:
-    url = database_url or stacks.settings_of_running_stack(settings).database_url
-    return on_database(url, action)
+def report_broker(broker: BrokerFollowed) -> None:
+    """Tell what became of the broker after an access change; exit non-zero (through the
+    error) if it was not updated."""
+    if broker.note:
+        click.echo(broker.note, err=True)
+    if broker.failure is not None:
+        raise broker.failure
 
 
 def _authority(settings: StackSettings, cert_dir: Path | None) -> Authority | None:

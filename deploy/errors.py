@@ -3,7 +3,8 @@
 DeployError
  ├── SystemSetupError   a system package or the TimescaleDB build could not be ensured
  ├── PortBusy           a port the stack needs is taken
- └── ServiceFailed      a service did not start, or died
+ ├── ServiceFailed      a service did not start, or died
+ └── BrokerNotUpdated   an access change is in the database, but the broker did not get it
 """
 
 
@@ -31,3 +32,8 @@ class PortBusy(DeployError):
 
 class ServiceFailed(DeployError):
     """A service of the local stack did not start or stopped unexpectedly."""
+
+
+class BrokerNotUpdated(DeployError):
+    """The change is in the database, but the broker's access files could not be updated:
+    the broker may still admit what the change took away."""

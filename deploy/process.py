@@ -1,5 +1,6 @@
 """Child processes of the local stack: started detached from the terminal, as the service
-user when run by root, with their output in a log file, and stopped by signal."""
+user when run by root, with their output in a log file, stopped by signal, and restarted
+after a crash by the pace a `RestartPolicy` sets."""
 
 from __future__ import annotations
 
@@ -8,9 +9,12 @@ import pwd
 import signal
 import subprocess
 import time
+from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.pacing import jittered
 from deploy.errors import ServiceFailed
 
 
@@ -77,6 +81,44 @@ class ManagedProcess:
 
     def log_tail(self, lines: int = 15) -> str:
         return tail(self.logfile, lines)
+
+    def exit_status(self) -> str:
+        """How the program ended: "exit code N" or "killed by SIGNAME"."""
+        code = self.proc.poll() if self.proc is not None else None
+        if code is None:
+            return "still running"
+        if code < 0:
+            return f"killed by {signal.Signals(-code).name}"
+        return f"exit code {code}"
+
+
+@dataclass
+class RestartPolicy:
+    """When a crashed service is started again: after a jittered exponential delay
+    (`first_delay_s` doubling up to `max_delay_s` with each crash still in the window),
+    and not at all once it has crashed `max_crashes` times within `window_s` seconds."""
+
+    max_crashes: int = 5
+    window_s: float = 120.0
+    first_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+    crashes: deque[float] = field(default_factory=deque)
+
+    def crashed(self, now: float | None = None) -> float | None:
+        """Record a crash; the seconds to wait before the restart, or None: give up."""
+        now = time.monotonic() if now is None else now
+        self.crashes.append(now)
+        while self.crashes and self.crashes[0] <= now - self.window_s:
+            self.crashes.popleft()
+        if len(self.crashes) >= self.max_crashes:
+            return None
+        return jittered(min(self.first_delay_s * 2 ** (len(self.crashes) - 1),
+                            self.max_delay_s))
+
+    @property
+    def recent(self) -> int:
+        """Crashes in the current window."""
+        return len(self.crashes)
 
 
 def as_user(run_as: str | None) -> dict[str, object]:

@@ -1,14 +1,19 @@
 """The local stack of one state directory: PostgreSQL with TimescaleDB and PostGIS, and
-Mosquitto, started by `stadspuls up`, by the test fixtures and by CI through this module."""
+Mosquitto, started by `stadspuls up`, by the test fixtures and by CI through this module;
+its supervision (a service that exits is started again, with backoff, until it crashes too
+often), and what a supervisor that died left running."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +28,7 @@ from deploy.access import StackAccess, write_private
 from deploy.errors import ServiceFailed
 from deploy.mosquitto import BrokerAuth, MosquittoBroker
 from deploy.postgres import PostgresServer, stop_orphan
-from deploy.process import ManagedProcess, as_user, read_pid, stop_pid
+from deploy.process import ManagedProcess, RestartPolicy, as_user, read_pid, stop_pid
 from deploy.settings import StackSettings
 from deploy.system import SERVICE_USER, Postgres
 from deploy.tls import Authority, ensure_authority
@@ -78,6 +83,8 @@ class LocalStack:
         self.broker = MosquittoBroker(broker_dir, settings.mqtt_port, logs / "mosquitto.log",
                                       self.run_as, auth)
         self.programs: list[ManagedProcess] = []
+        # How each program shows it is ready, and how long it may take.
+        self._readiness: dict[str, tuple[Callable[[], bool], float]] = {}
 
     @property
     def authority(self) -> Authority:
@@ -152,12 +159,11 @@ class LocalStack:
         settings = self.settings
         ports.ensure_free(settings.ingest_metrics_port,
                           "STADSPULS_INGEST_METRICS_PORT or --ingest-metrics-port")
-        ingest = self._program("ingest", IngestSettings(
+        self._program("ingest", IngestSettings(
             database_url=settings.database_url, mqtt_port=settings.mqtt_port,
             ingest_metrics_port=settings.ingest_metrics_port, api_url=settings.api_url,
             **self.service_login("stadspuls-ingest"),
-        ).command())
-        ingest.wait_until(lambda: ports.http_ok(settings.ingest_metrics_port, "/healthz"), 60)
+        ).command(), lambda: ports.http_ok(settings.ingest_metrics_port, "/healthz"), 60)
         log.info("ingest consuming; metrics on http://127.0.0.1:%d/metrics",
                  settings.ingest_metrics_port, extra={"action": "ingest_started"})
 
@@ -166,11 +172,11 @@ class LocalStack:
         settings = self.settings
         ports.ensure_free(settings.api_port, "STADSPULS_API_PORT or --api-port")
         login = self.service_login("stadspuls-api") | self.publisher_signing()
-        api = self._program("api", ["api", "--database-url", settings.database_url,
-                                    "--port", str(settings.api_port),
-                                    "--mqtt-port", str(settings.mqtt_port),
-                                    *_login_options(login)])
-        api.wait_until(lambda: ports.http_ok(settings.api_port, "/v1.1"), 60)
+        self._program("api", ["api", "--database-url", settings.database_url,
+                              "--port", str(settings.api_port),
+                              "--mqtt-port", str(settings.mqtt_port),
+                              *_login_options(login)],
+                      lambda: ports.http_ok(settings.api_port, "/v1.1"), 60)
         log.info("API on http://127.0.0.1:%d/v1.1", settings.api_port,
                  extra={"action": "api_started"})
 
@@ -178,12 +184,11 @@ class LocalStack:
         """Start the simulated fleet, publishing in real time to this stack's broker."""
         credentials = (["--credentials", str(self.access.fleet_file)]
                        if self.settings.mqtt_auth else [])
-        simulator = self._program("simulator", [
+        # It publishes once a simulated minute; surviving its start-up is the readiness sign.
+        self._program("simulator", [
             "simulate", "--fleet", fleet, "--scale", str(scale),
             "--mqtt-port", str(self.settings.mqtt_port), *credentials,
-        ])
-        # It publishes once a simulated minute; surviving its start-up is the readiness sign.
-        simulator.wait_until(lambda: simulator.running_for() > 1.0, 30)
+        ], lambda: self.service("simulator").running_for() > 1.0, 30)
         log.info("simulated fleet %s publishing in real time", fleet,
                  extra={"action": "simulator_started"})
 
@@ -202,14 +207,43 @@ class LocalStack:
             return {}
         return {"mqtt_publisher_secret_file": self.publisher_secret_file}
 
-    def _program(self, name: str, command: list[str]) -> ManagedProcess:
+    def _program(self, name: str, command: list[str], ready: Callable[[], bool],
+                 timeout: float) -> None:
         program = ManagedProcess(
             name, [sys.executable, "-m", "deploy", *command],
             self.state_dir / "logs" / f"{name}.log", None, self.state_dir / f"{name}.pid",
         )
         program.start()
         self.programs.append(program)
-        return program
+        self._readiness[name] = (ready, timeout)
+        program.wait_until(ready, timeout)
+
+    def service(self, name: str) -> ManagedProcess:
+        """The process of a service by name: database, broker, ingest, api or simulator."""
+        services = {p.name: p for p in (self.postgres.process, self.broker.process,
+                                        *self.programs)}
+        return services[name]
+
+    def restart(self, name: str) -> None:
+        """Start a service that exited again, as it was started; return once it is ready.
+
+        Raises:
+            ServiceFailed: it exited again during start-up, or was not ready in time (it is
+                stopped then).
+        """
+        process = self.service(name)
+        try:
+            if name == "database":
+                self.postgres.start()
+            elif name == "broker":
+                self.broker.start()
+            else:
+                ready, timeout = self._readiness[name]
+                process.start()
+                process.wait_until(ready, timeout)
+        except ServiceFailed:
+            process.stop(timeout=10)
+            raise
 
     def stop(self) -> None:
         """Stop the platform's programs (last started first), the broker, the database."""
@@ -221,7 +255,7 @@ class LocalStack:
         (self.state_dir / RUNTIME_FILE).unlink(missing_ok=True)
 
     def exited(self) -> list[str]:
-        """Names of the services whose process has exited."""
+        """Names of the services whose process has exited, the database and broker first."""
         services = [self.postgres.process, self.broker.process, *self.programs]
         return [p.name for p in services if not p.alive()]
 
@@ -259,6 +293,95 @@ def _login_options(login: dict[str, Any]) -> list[str]:
     return ["--mqtt-username", login["mqtt_username"],
             "--mqtt-password-file", str(login["mqtt_password_file"]),
             *(["--mqtt-publisher-secret-file", str(signing)] if signing else [])]
+
+
+async def supervise(stack: LocalStack, stop: asyncio.Event,
+                    new_policy: Callable[[], RestartPolicy] = RestartPolicy) -> None:
+    """Watch the stack's services until `stop` is set, and start each one that exits
+    again after the delay its own policy (made by `new_policy`) sets; the database and
+    the broker before the programs that use them.
+
+    Raises:
+        ServiceFailed: a service crashed as often as its policy allows; the caller stops
+            the rest.
+    """
+    restarts = _Restarts(stack, new_policy)
+    while not stop.is_set():
+        restarts.notice_exits()
+        await restarts.run_due(stop)
+        try:
+            async with asyncio.timeout(0.25):
+                await stop.wait()
+        except TimeoutError:
+            pass
+
+
+# Restarted before the programs, which cannot start without them.
+FOUNDATIONS = ("database", "broker")
+
+
+class _Restarts:
+    """The services waiting to be started again, and each one's crash history."""
+
+    def __init__(self, stack: LocalStack, new_policy: Callable[[], RestartPolicy]) -> None:
+        self.stack = stack
+        self.new_policy = new_policy
+        self.policies: dict[str, RestartPolicy] = {}
+        self.exited_at: dict[str, float] = {}
+        self.due: dict[str, float] = {}
+
+    def notice_exits(self) -> None:
+        now = time.monotonic()
+        for name in self.stack.exited():
+            if name in self.due:
+                continue
+            self.exited_at.setdefault(name, now)
+            process = self.stack.service(name)
+            policy = self.policies.setdefault(name, self.new_policy())
+            delay = policy.crashed(now)
+            if delay is None:
+                log.error("%s exited (%s), %d crashes within %.0f s; stopping the stack; "
+                          "see %s", name, process.exit_status(), policy.recent,
+                          policy.window_s, process.logfile,
+                          extra={"action": "service_given_up"})
+                raise ServiceFailed(f"{name} crashed {policy.recent} times within "
+                                    f"{policy.window_s:.0f} s; see {process.logfile}")
+            log.warning("%s exited (%s); restarting in %.1f s (crash %d within %.0f s; "
+                        "the stack stops at %d); see %s", name, process.exit_status(), delay,
+                        policy.recent, policy.window_s, policy.max_crashes, process.logfile,
+                        extra={"action": "service_exited"})
+            self.due[name] = now + delay
+
+    async def run_due(self, stop: asyncio.Event) -> None:
+        for name, when in list(self.due.items()):
+            if when > time.monotonic() or stop.is_set():
+                continue
+            if name not in FOUNDATIONS and any(f in self.due for f in FOUNDATIONS):
+                continue  # the programs need the database and the broker back first
+            del self.due[name]
+            process = self.stack.service(name)
+            try:
+                await asyncio.to_thread(self.stack.restart, name)
+            except ServiceFailed as exc:  # counted as another crash on the next look
+                log.warning("%s did not come back: %s; see %s", name,
+                            str(exc).splitlines()[0].rstrip(":"), process.logfile,
+                            extra={"action": "service_restart_failed"})
+                continue
+            log.info("%s restarted (pid %s), %.1f s after it exited", name,
+                     self.stack.service(name).pid, time.monotonic() - self.exited_at.pop(name),
+                     extra={"action": "service_restarted"})
+
+
+def stop_orphans(settings: StackSettings, install: Postgres | None) -> list[str]:
+    """Stop what a supervisor of this state directory that died (say by kill -9) left
+    running, so that a new one can start; what was stopped. Call it only when no
+    supervisor of the state directory runs."""
+    stopped = _stop_leftovers(settings.state_dir, install)
+    if stopped:
+        log.warning("stopped what an earlier run in %s left running after its supervisor "
+                    "died: %s", settings.state_dir, ", ".join(stopped),
+                    extra={"action": "orphans_stopped"})
+    return stopped
 
 
 @dataclass(frozen=True)
@@ -321,7 +444,17 @@ async def status(settings: StackSettings) -> list[ComponentStatus]:
         "simulator", simulator_pid is not None,
         f"pid {simulator_pid}" if simulator_pid else "not running",
     ))
+    if supervisor is None and any(c.running for c in found):
+        found[0] = ComponentStatus(
+            "supervisor", False, "not running: what runs below is left over from a "
+            "supervisor that died and is neither restarted nor told of access changes; "
+            "`stadspuls up` stops and starts it again, `stadspuls down` stops it")
     return found
+
+
+# What `status` requires to be up for exit status 0: without the supervisor nothing is
+# restarted and the broker's access files follow no change.
+REQUIRED = ("supervisor", "database", "broker", "ingest", "api")
 
 
 async def _database_detail(settings: StackSettings) -> str | None:
@@ -351,7 +484,12 @@ def stop_detached(settings: StackSettings, install: Postgres | None) -> list[str
     if supervisor is not None:
         stop_pid(supervisor, timeout=90)
         stopped.append("supervisor")
-    # Whatever a supervisor that died left behind.
+    return stopped + _stop_leftovers(state, install)
+
+
+def _stop_leftovers(state: Path, install: Postgres | None) -> list[str]:
+    """Stop the services of a state directory whose supervisor is gone; which ran."""
+    stopped = []
     for program in ("simulator", "api", "ingest"):
         pid = read_pid(state / f"{program}.pid")
         if pid is not None:
