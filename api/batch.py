@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -30,15 +31,18 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from api import audit, principal
-from api.bodies import Aliases, Ref, parse_json
+from api.bodies import Aliases, Ref, draft, parse_json
 from api.errors import ApiError, BadRequest, FailedDependency
 from api.operations import (
     Outcome,
+    TooManyObservations,
     announce,
     base_url,
+    check_observation_count,
     error_body,
     execute,
     in_transaction,
+    make_chunks,
     media_type,
 )
 from api.usage import sub_requests
@@ -73,13 +77,23 @@ class Run:
     touched: list[tuple[str, int]] = field(default_factory=list)  # by committed writes
     writes: int = 0
 
+    @property
+    def settings(self) -> Any:
+        return self.request.app.state.settings
+
 
 async def handle(request: Request) -> JSONResponse:
-    """Carry out the requests of a JSON batch; 200 with one response per request."""
+    """Carry out the requests of a JSON batch; 200 with one response per request. A batch
+    of more than MAX_REQUESTS requests, or creating more than `max_observations_per_request`
+    Observations, is a 413."""
     run = Run(request)
-    for group, parts in itertools.groupby(_parts(parse_json(await request.body())),
-                                          key=lambda p: p.group or f"\0{p.id}"):
-        members = list(parts)
+    parts = _parts(parse_json(await request.body()))
+    check_observation_count(sum(_observations(p) for p in parts),
+                            run.settings.max_observations_per_request, "the $batch")
+    await make_chunks(request.app.state.store.pool, _times(parts),
+                      run.settings.write_lock_timeout_s)
+    for group, members_of in itertools.groupby(parts, key=lambda p: p.group or f"\0{p.id}"):
+        members = list(members_of)
         if members[0].group is None:
             await _alone(run, members[0])
         else:
@@ -137,7 +151,8 @@ async def _atomic(run: Run, group: str, parts: list[Part]) -> None:
                 run.made[part.id] = _entity_path(outcomes[-1].location)
 
     try:
-        await in_transaction(run.request.app.state.store.pool, attempt)
+        await in_transaction(run.request.app.state.store.pool, attempt,
+                             run.settings.write_lock_timeout_s)
     except ApiError:
         assert failure is not None
         run.made = made
@@ -246,6 +261,49 @@ def _error(part: Part, exc: ApiError) -> dict[str, Any]:
     return response
 
 
+def _observations(part: Part) -> int:
+    """How many Observations a write of the batch creates at most: one POSTed to an
+    Observations collection, and those inline in its body (a Datastream's)."""
+    if part.method == "GET":
+        return 0
+    posted = part.method == "POST" and _OBSERVATIONS.search(part.url.split("?")[0])
+    return (1 if posted else 0) + _inline(part.body)
+
+
+def _inline(body: Any) -> int:
+    if isinstance(body, list):
+        return sum(_inline(item) for item in body)
+    if not isinstance(body, dict):
+        return 0
+    return sum((len(v) if k == "Observations" and isinstance(v, list) else 0) + _inline(v)
+               for k, v in body.items())
+
+
+def _times(parts: list[Part]) -> list[tuple[int, datetime]]:
+    """(Datastream, phenomenon time) of each Observation POSTed with both, by a Datastream's
+    url (`Datastreams(5)/Observations`) or a link in its body."""
+    times = []
+    for part in parts:
+        if part.method != "POST" or not isinstance(part.body, dict):
+            continue
+        found = _OBSERVATIONS.search(part.url.split("?")[0])
+        if found is None:
+            continue
+        try:
+            observation = draft("Observations", part.body, part.id,
+                                implied="Datastream" if found[1] else None)
+        except ApiError:
+            continue  # answered when the request runs
+        link = observation.links.get("Datastream", [None])[0]
+        stream = int(found[1]) if found[1] else link.id if isinstance(link, Ref) else None
+        if stream is not None and observation.values.get("phenomenonTime"):
+            times.append((stream, observation.values["phenomenonTime"][0]))
+    return times
+
+
+_OBSERVATIONS = re.compile(r"(?:Datastreams\((\d+)\)/)?Observations$")
+
+
 def _parts(body: Any) -> list[Part]:
     """The requests of a batch body, checked; 400 for the whole batch when one is malformed."""
     if not isinstance(body, dict) or not isinstance(body.get("requests"), list):
@@ -253,7 +311,8 @@ def _parts(body: Any) -> list[Part]:
     if set(body) - {"requests"}:
         raise BadRequest(f"unknown member {sorted(set(body) - {'requests'})[0]!r} of the batch")
     if len(body["requests"]) > MAX_REQUESTS:
-        raise BadRequest(f"a batch holds at most {MAX_REQUESTS} requests")
+        raise TooManyObservations(f"a batch holds at most {MAX_REQUESTS} requests; this one "
+                                  f"holds {len(body['requests'])}: split it")
     parts: list[Part] = []
     for i, raw in enumerate(body["requests"]):
         parts.append(_part(raw, f"requests[{i}]", parts))

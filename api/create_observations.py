@@ -14,40 +14,62 @@ aborts to break a deadlock is no "error": the whole request runs again, as every
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
+import asyncpg
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from api import audit, permissions, principal
-from api.bodies import draft, parse_json
+from api.bodies import Draft, Ref, draft, parse_json
 from api.errors import ApiError, BadRequest
-from api.operations import Contended, Outcome, announce, base_url, database_errors, write_audited
+from api.operations import (
+    Busy,
+    Contended,
+    Outcome,
+    announce,
+    base_url,
+    check_observation_count,
+    database_errors,
+    make_chunks,
+    write_audited,
+)
 from api.writer import Writer
 
 log = logging.getLogger(__name__)
 
 COMPONENTS = ("phenomenonTime", "result", "resultTime", "resultQuality", "validTime",
               "parameters", "FeatureOfInterest/id")
+# Rows written under one savepoint. A savepoint per row would cost the server a
+# subtransaction each; a slice the database refuses a row of is written again row by row.
+SLICE = 500
 
 
 async def handle(request: Request) -> JSONResponse:
     """Create the Observations of a dataArray body; 201 and a selfLink or "error" per row.
-    A row in a Datastream the key may not write to is an "error" too."""
+    A row in a Datastream the key may not write to is an "error" too; more rows than
+    `max_observations_per_request` are a 413."""
     who, target = principal.current.get(), f"POST {request.url.path}"
-    pool = request.app.state.store.pool
+    pool, settings = request.app.state.store.pool, request.app.state.settings
     try:
         permissions.require_writer(who)
         groups = _groups(parse_json(await request.body()))
+        check_observation_count(sum(len(rows) for _, _, rows in groups),
+                                settings.max_observations_per_request, "CreateObservations")
+        drafts = [_draft(datastream, components, row, f"[{g}].dataArray[{r}]")
+                  for g, (datastream, components, rows) in enumerate(groups)
+                  for r, row in enumerate(rows)]
+        await make_chunks(pool, _times(drafts), settings.write_lock_timeout_s)
 
         async def work(writer: Writer) -> Outcome:
-            results = [await _row(writer, datastream, components, row, f"[{g}].dataArray[{r}]")
-                       for g, (datastream, components, rows) in enumerate(groups)
-                       for r, row in enumerate(rows)]
+            results: list[str] = []
+            for start in range(0, len(drafts), SLICE):
+                results += await _slice(writer, drafts[start:start + SLICE])
             return Outcome(201, results, changes=await writer.finish())
 
         outcome = await write_audited(pool, base_url(request), "http", "create_observations",
-                                      target, work)
+                                      target, work, settings.write_lock_timeout_s)
     except ApiError as exc:
         await audit.record_refusal(pool, who, "http", "create_observations", target,
                                    exc.status)
@@ -56,8 +78,8 @@ async def handle(request: Request) -> JSONResponse:
     return JSONResponse(outcome.body, status_code=201)
 
 
-async def _row(writer: Writer, datastream: Any, components: list[str], row: Any,
-               where: str) -> str:
+def _draft(datastream: Any, components: list[str], row: Any, where: str) -> Draft | None:
+    """The checked Observation of a row; None, logged, when it is malformed."""
     try:
         if not isinstance(row, list) or len(row) != len(components):
             raise BadRequest(f"{where} must be a list of {len(components)} values")
@@ -67,15 +89,61 @@ async def _row(writer: Writer, datastream: Any, components: list[str], row: Any,
                 body["FeatureOfInterest"] = {"@iot.id": value}
             else:
                 body[name] = value
-        async with writer.savepoint(), database_errors():
-            observation = await writer.create(draft("Observations", body, where))
-    except Contended:
-        raise  # the whole request runs again (write_audited)
+        return draft("Observations", body, where)
     except ApiError as exc:
-        log.info("CreateObservations row refused: %s", exc,
-                 extra={"action": "observation_row_refused"})
+        _refused(exc)
+        return None
+
+
+def _times(drafts: list[Draft | None]) -> list[tuple[int, datetime]]:
+    """(Datastream, phenomenon time) of each row that gives both."""
+    times = []
+    for d in drafts:
+        if d is None or not d.values.get("phenomenonTime"):
+            continue
+        link = d.links.get("Datastream", [None])[0]
+        if isinstance(link, Ref):
+            times.append((link.id, d.values["phenomenonTime"][0]))
+    return times
+
+
+async def _slice(writer: Writer, drafts: list[Draft | None]) -> list[str]:
+    """The rows under one savepoint; when the database refuses one, all of them again,
+    each under a savepoint of its own, so that it alone is an "error"."""
+    try:
+        async with writer.savepoint():
+            return [await _create(writer, d) for d in drafts]
+    except asyncpg.PostgresError:
+        return [await _row(writer, d) for d in drafts]
+
+
+async def _row(writer: Writer, d: Draft | None) -> str:
+    try:
+        async with writer.savepoint(), database_errors():
+            return await _create(writer, d)
+    except (Contended, Busy):
+        raise  # the whole request runs again (write_audited), or the client sends it again
+    except ApiError as exc:
+        _refused(exc)
+        return "error"
+
+
+async def _create(writer: Writer, d: Draft | None) -> str:
+    """The selfLink of the Observation made, or "error" for a row refused before the
+    database refused anything (a malformed row, a taken time); a database refusal raises."""
+    if d is None:
+        return "error"
+    try:
+        observation = await writer.create(d)
+    except ApiError as exc:
+        _refused(exc)
         return "error"
     return f"{writer.base}/Observations({observation})"
+
+
+def _refused(exc: ApiError) -> None:
+    log.info("CreateObservations row refused: %s", exc,
+             extra={"action": "observation_row_refused"})
 
 
 def _groups(body: Any) -> list[tuple[Any, list[str], list[Any]]]:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -28,6 +29,7 @@ from api.errors import (
     Forbidden,
     NotAllowed,
     NotFound,
+    TooManyRequests,
     TooSlow,
     UnsupportedMediaType,
 )
@@ -35,6 +37,7 @@ from api.paths import Resource
 from api.store import Sql, scope
 from api.writer import Writer
 from core.notify import VERSION, Change
+from core.queries import query
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +55,36 @@ T = TypeVar("T")
 
 class Contended(Conflict):
     """A concurrent change got in the way; send the request again."""
+
+
+class TooManyObservations(ApiError):
+    """The request holds more Observations than one request may; split it."""
+
+    status = 413
+    code = "payload_too_large"
+
+
+class Busy(TooManyRequests):
+    """The database is busy with other writes just now; send the request again after
+    Retry-After seconds."""
+
+    # A TooManyRequests, so that the error handler sends its Retry-After.
+    status = 503
+    code = "busy"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(BUSY_RETRY_AFTER_S, message)
+
+
+BUSY_RETRY_AFTER_S = 5
+
+
+def check_observation_count(count: int, limit: int, what: str) -> None:
+    """413 when `count` Observations are more than `limit`, saying how to split them."""
+    if count > limit:
+        raise TooManyObservations(
+            f"{what} holds {count} Observations; at most {limit} are taken in one request: "
+            f"split it into requests of at most {limit}")
 
 
 @dataclass
@@ -81,10 +114,13 @@ async def announce(request: Request, changes: Sequence[Change]) -> None:
         await request.app.state.notifier.notify(changes)
 
 
-async def in_transaction(pool: Any, work: Callable[[Any], Awaitable[T]]) -> T:
+async def in_transaction(pool: Any, work: Callable[[Any], Awaitable[T]],
+                         lock_timeout_s: float | None = None) -> T:
     """`work` on a connection of `pool`, in a transaction; run again when the database
     aborted it to break a deadlock with a concurrent write (a new hypertable chunk takes
-    locks that concurrent writes may hold), up to ATTEMPTS times in all.
+    locks that concurrent writes may hold), up to ATTEMPTS times in all. With
+    `lock_timeout_s`, a lock the transaction waits for longer is a 503 (`Busy`): a write
+    that queues for a lock makes every later one, ingest's batches included, queue behind it.
 
     Raises:
         Contended: the last attempt was aborted too.
@@ -93,6 +129,8 @@ async def in_transaction(pool: Any, work: Callable[[Any], Awaitable[T]]) -> T:
     while True:
         try:
             async with pool.acquire() as conn, conn.transaction():
+                if lock_timeout_s is not None:
+                    await set_lock_timeout(conn, lock_timeout_s)
                 return await work(conn)
         except Contended:
             if attempt == ATTEMPTS:
@@ -102,8 +140,14 @@ async def in_transaction(pool: Any, work: Callable[[Any], Awaitable[T]]) -> T:
             attempt += 1
 
 
+async def set_lock_timeout(conn: Any, seconds: float) -> None:
+    """Locks the current transaction waits for longer than `seconds` fail it."""
+    await conn.execute(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
+
+
 async def write_audited(pool: Any, base: str, channel: str, action: str, target: str,
-                        work: Callable[[Writer], Awaitable[Outcome]]) -> Outcome:
+                        work: Callable[[Writer], Awaitable[Outcome]],
+                        lock_timeout_s: float | None = None) -> Outcome:
     """`work` with a Writer of its own, in a transaction run again after a deadlock
     (`in_transaction`), and its audit row in that transaction.
 
@@ -112,6 +156,7 @@ async def write_audited(pool: Any, base: str, channel: str, action: str, target:
         base: the service root, for selfLinks.
         channel, action, target: what the audit row says of the request.
         work: carries out the request; called once per attempt, with a new Writer.
+        lock_timeout_s: how long the transaction may wait for a lock (`in_transaction`).
 
     Returns:
         The outcome of the attempt that committed.
@@ -126,7 +171,55 @@ async def write_audited(pool: Any, base: str, channel: str, action: str, target:
                            outcome.status)
         return outcome
 
-    return await in_transaction(pool, attempt)
+    return await in_transaction(pool, attempt, lock_timeout_s)
+
+
+async def make_chunks(pool: Any, times: Sequence[tuple[int, datetime]],
+                      lock_timeout_s: float) -> None:
+    """Create the chunks of the observations hypertable that the (Datastream, phenomenon
+    time) pairs `times` fall in and that do not exist yet, each in a short transaction of
+    its own, ahead of the write that fills them.
+
+    A chunk is made by its first row, and the transaction that makes it holds a lock on
+    datastreams and features_of_interest (the chunk's foreign keys) that every writer of
+    a Datastream's summary, ingest included, waits for until it commits: made inside a
+    large write, that lock would stop ingest for the whole write. A probe row makes the
+    chunk and is deleted in the same transaction. A probe the database refuses (a
+    Datastream the key may not write) leaves the chunk to the write itself.
+
+    Raises:
+        Busy: the lock was not had within `lock_timeout_s`.
+    """
+    stamps = sorted({t for _, t in times})
+    stream_at = {t: d for d, t in times}
+    async with pool.acquire() as conn:
+        missing = [r["t"] for r in await conn.fetch(_sql("times_without_chunk"), stamps)]
+        while missing:
+            try:
+                async with conn.transaction():
+                    await set_lock_timeout(conn, lock_timeout_s)
+                    await _probe(conn, missing[0], stream_at[missing[0]])
+            except asyncpg.LockNotAvailableError:
+                raise Busy("a new chunk of Observations waits for the writes in "
+                           "progress; send the request again") from None
+            except asyncpg.PostgresError as exc:
+                log.info("no chunk made ahead of a write (%s): %s", exc.sqlstate, exc,
+                         extra={"action": "chunk_not_made"})
+                return
+            log.info("chunk made ahead of a write at %s", missing[0],
+                     extra={"action": "chunk_made"})
+            missing = [r["t"] for r in await conn.fetch(_sql("times_without_chunk"),
+                                                         missing[1:])]
+
+
+async def _probe(conn: Any, at: datetime, datastream: int) -> None:
+    probe = await conn.fetchval(_sql("insert_chunk_probe"), at, datastream)
+    if probe is not None:
+        await conn.execute(_sql("delete_chunk_probe"), probe, at)
+
+
+def _sql(name: str) -> str:
+    return query("api_write", name)
 
 
 def media_type(headers: Any) -> str:
@@ -279,6 +372,8 @@ async def database_errors() -> AsyncIterator[None]:
     database's text names tables, constraints and stored values: it goes to the log only."""
     try:
         yield
+    except asyncpg.LockNotAvailableError:
+        raise Busy() from None
     except asyncpg.InsufficientPrivilegeError:
         # Row-level security (migration 0008): a row of another agency, or a catalogue
         # entity changed without an admin's key.

@@ -323,3 +323,23 @@ SELECT CASE $1::text
     WHEN 'Observations' THEN EXISTS (SELECT 1 FROM observations WHERE id = $2)
     WHEN 'FeaturesOfInterest' THEN EXISTS (SELECT 1 FROM features_of_interest WHERE id = $2)
 END;
+
+-- times_without_chunk --
+-- Of the phenomenon times $1, those no chunk of observations covers yet, earliest first.
+SELECT t FROM unnest($1::timestamptz[]) t
+WHERE NOT EXISTS (
+    SELECT 1 FROM timescaledb_information.chunks c
+    WHERE c.hypertable_schema = 'public' AND c.hypertable_name = 'observations'
+      AND t >= c.range_start AND t < c.range_end)
+ORDER BY t;
+
+-- insert_chunk_probe --
+-- A row at $1 in Datastream $2, which makes the chunk $1 falls in; removed by
+-- delete_chunk_probe in the same transaction, so no one ever sees it.
+INSERT INTO observations (phenomenon_time, datastream_id, result_boolean)
+VALUES ($1, $2, true)
+ON CONFLICT DO NOTHING
+RETURNING id;
+
+-- delete_chunk_probe --
+DELETE FROM observations WHERE id = $1 AND phenomenon_time = $2;
