@@ -21,8 +21,8 @@ rules (docs/mqtt.md):
 
 `AccessSync` renders the three files, writes them atomically when they changed and sends
 the broker SIGHUP, which makes it reload them and disconnect clients whose credentials went.
-It renders on every NOTIFY of `broker_access_changed` and every `every_s` seconds, so keys
-that expire drop out without anything in the database changing.
+It renders on every NOTIFY of `broker_access_changed`, at the moment the next key expires
+(which nothing in the database announces), and every `every_s` seconds besides.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import signal
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 HEADER = "# Written by stadspuls from its database; changes here are overwritten.\n"
 CHANNEL = "broker_access_changed"
 SYNC_EVERY_S = 30.0
+# Past a key's expiry before the files are rendered again: the database must see it gone.
+EXPIRY_MARGIN_S = 0.1
 
 INGEST_ACL = ("topic read devices/+/senml", "topic read gateways/+/senml",
               "topic readwrite v1.1/#")
@@ -70,6 +73,7 @@ class AccessFiles:
     passwords: str
     acl: str
     certificate_acl: str
+    next_expiry: datetime | None = None  # of the keys in them; not written
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,7 @@ async def render(conn: Any, services: Iterable[ServiceAccount]) -> AccessFiles:
             k["role"], k["agency_id"], restricted, own.get(k["agency_id"], []))))
     passwords = HEADER + "".join(f"{name}:{hashed}\n" for name, (hashed, _) in entries.items())
     return AccessFiles(passwords, _acl({name: lines for name, (_, lines) in entries.items()}),
-                       _acl(certificates))
+                       _acl(certificates), min((k["expires_at"] for k in keys), default=None))
 
 
 def _acl(grants: dict[str, list[str]]) -> str:
@@ -211,11 +215,13 @@ class AccessSync:
         self.services = tuple(services)
         self.every_s = every_s
         self.renders = 0  # times the files were rendered; tests wait on it
+        self.next_expiry: datetime | None = None  # of a key in the files rendered last
         self._changed = asyncio.Event()
 
     async def sync(self, conn: Any) -> bool:
         """Render, write if changed and reload the broker; whether anything changed."""
         files = await render(conn, self.services)
+        self.next_expiry = files.next_expiry
         changed = await asyncio.to_thread(write, files, self.target)
         if changed:
             reloaded = reload_broker(self.target.pid_file)
@@ -249,10 +255,17 @@ class AccessSync:
             self._changed.clear()
             await self.sync(conn)
             try:
-                async with asyncio.timeout(self.every_s):
+                async with asyncio.timeout(self._until_next_render()):
                     await self._changed.wait()
             except TimeoutError:
                 pass
+
+    def _until_next_render(self) -> float:
+        """Seconds until the next key expires (and a margin), at most `every_s`."""
+        if self.next_expiry is None:
+            return self.every_s
+        left = (self.next_expiry - datetime.now(UTC)).total_seconds()
+        return min(self.every_s, max(0.0, left) + EXPIRY_MARGIN_S)
 
     def _notified(self, *args: Any) -> None:
         self._changed.set()

@@ -45,7 +45,7 @@ ORDER BY a.username;
 
 -- active_keys --
 -- API keys the broker accepts: neither revoked nor expired.
-SELECT key_id, agency_id, role, secret_hash
+SELECT key_id, agency_id, role, secret_hash, expires_at
 FROM api_keys
 WHERE revoked_at IS NULL AND expires_at > now()
 ORDER BY key_id;
