@@ -91,7 +91,7 @@ async def handle(request: Request) -> JSONResponse:
     check_observation_count(sum(_observations(p) for p in parts),
                             run.settings.max_observations_per_request, "the $batch")
     await make_chunks(request.app.state.store.pool, _times(parts),
-                      run.settings.write_lock_timeout_s)
+                      run.settings.write_lock_timeout_s, run.settings.max_chunks_per_request)
     for group, members_of in itertools.groupby(parts, key=lambda p: p.group or f"\0{p.id}"):
         members = list(members_of)
         if members[0].group is None:

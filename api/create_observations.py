@@ -60,7 +60,8 @@ async def handle(request: Request) -> JSONResponse:
         drafts = [_draft(datastream, components, row, f"[{g}].dataArray[{r}]")
                   for g, (datastream, components, rows) in enumerate(groups)
                   for r, row in enumerate(rows)]
-        await make_chunks(pool, _times(drafts), settings.write_lock_timeout_s)
+        await make_chunks(pool, _times(drafts), settings.write_lock_timeout_s,
+                          settings.max_chunks_per_request)
 
         async def work(writer: Writer) -> Outcome:
             results: list[str] = []

@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -29,8 +29,9 @@ from api.errors import (
     Forbidden,
     NotAllowed,
     NotFound,
-    TooManyRequests,
+    PayloadTooLarge,
     TooSlow,
+    Unavailable,
     UnsupportedMediaType,
 )
 from api.paths import Resource
@@ -57,26 +58,15 @@ class Contended(Conflict):
     """A concurrent change got in the way; send the request again."""
 
 
-class TooManyObservations(ApiError):
+class TooManyObservations(PayloadTooLarge):
     """The request holds more Observations than one request may; split it."""
 
-    status = 413
-    code = "payload_too_large"
 
-
-class Busy(TooManyRequests):
+class Busy(Unavailable):
     """The database is busy with other writes just now; send the request again after
     Retry-After seconds."""
 
-    # A TooManyRequests, so that the error handler sends its Retry-After.
-    status = 503
     code = "busy"
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(BUSY_RETRY_AFTER_S, message)
-
-
-BUSY_RETRY_AFTER_S = 5
 
 
 def check_observation_count(count: int, limit: int, what: str) -> None:
@@ -175,7 +165,7 @@ async def write_audited(pool: Any, base: str, channel: str, action: str, target:
 
 
 async def make_chunks(pool: Any, times: Sequence[tuple[int, datetime]],
-                      lock_timeout_s: float) -> None:
+                      lock_timeout_s: float, max_chunks: int) -> None:
     """Create the chunks of the observations hypertable that the (Datastream, phenomenon
     time) pairs `times` fall in and that do not exist yet, each in a short transaction of
     its own, ahead of the write that fills them.
@@ -187,12 +177,23 @@ async def make_chunks(pool: Any, times: Sequence[tuple[int, datetime]],
     chunk and is deleted in the same transaction. A probe the database refuses (a
     Datastream the key may not write) leaves the chunk to the write itself.
 
+    The write then holds a few locks on each chunk it fills until it commits, and the
+    server's lock table is shared by every session: more than `max_chunks` chunks is a 413.
+
     Raises:
+        TooManyObservations: the times fall in more than `max_chunks` chunks.
         Busy: the lock was not had within `lock_timeout_s`.
     """
     stamps = sorted({t for _, t in times})
     stream_at = {t: d for d, t in times}
     async with pool.acquire() as conn:
+        span = await conn.fetchval(_sql("chunk_interval"))
+        chunks = len({(t - _EPOCH) // span for t in stamps})
+        if chunks > max_chunks:
+            raise TooManyObservations(
+                f"the Observations fall in {chunks} chunks of storage ({span.days} days "
+                f"each); at most {max_chunks} are taken in one request: split it by "
+                "phenomenonTime")
         missing = [r["t"] for r in await conn.fetch(_sql("times_without_chunk"), stamps)]
         while missing:
             try:
@@ -220,6 +221,9 @@ async def _probe(conn: Any, at: datetime, datastream: int) -> None:
 
 def _sql(name: str) -> str:
     return query("api_write", name)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # TimescaleDB aligns chunks to it
 
 
 def media_type(headers: Any) -> str:

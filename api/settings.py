@@ -22,8 +22,10 @@ class ApiSettings(BaseSettings):
     max_page_size: int = 10_000
     statement_timeout_s: float = 30.0
     # Big writes (docs/api.md, "Large writes"): Observations in one CreateObservations or
-    # $batch, past which it is a 413; how long a write waits for a lock before it is a 503.
+    # $batch, and chunks (weeks) they fall in, past which it is a 413; how long a write
+    # waits for a lock before it is a 503.
     max_observations_per_request: int = 10_000
+    max_chunks_per_request: int = 100
     write_lock_timeout_s: float = 2.0
     # $count=true counts exactly up to this many rows; past it the answer is the planner's
     # estimate (docs/api.md).

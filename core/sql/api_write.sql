@@ -324,6 +324,12 @@ SELECT CASE $1::text
     WHEN 'FeaturesOfInterest' THEN EXISTS (SELECT 1 FROM features_of_interest WHERE id = $2)
 END;
 
+-- chunk_interval --
+-- The span of time one chunk of observations covers.
+SELECT time_interval FROM timescaledb_information.dimensions
+WHERE hypertable_schema = 'public' AND hypertable_name = 'observations'
+  AND column_name = 'phenomenon_time';
+
 -- times_without_chunk --
 -- Of the phenomenon times $1, those no chunk of observations covers yet, earliest first.
 SELECT t FROM unnest($1::timestamptz[]) t

@@ -22,6 +22,7 @@ from tests.integration.writes import Api, batch_request, new_datastream, running
 
 PAST = datetime(2025, 3, 3, tzinfo=UTC)  # a month no chunk covers yet
 LIMIT = 10_000  # max_observations_per_request by default
+CHUNKS = 100  # max_chunks_per_request by default
 # The figures of docs/api.md come from larger writes: STADSPULS_BIG_WRITE_ROWS=20000.
 ROWS = int(os.environ.get("STADSPULS_BIG_WRITE_ROWS", str(LIMIT)))
 
@@ -122,6 +123,27 @@ async def test_the_largest_create_observations_at_one_time_stores_one_and_marks_
     assert links[0].startswith("http://city/v1.1/Observations(")
     assert links[1:] == ["error"] * (LIMIT - 1)
     assert await fleet_db.fetchval("SELECT count(*) FROM observations") == 1
+
+
+async def test_the_largest_create_observations_over_the_most_weeks_stores_every_row(
+    api: Api, fleet_db: Any
+) -> None:
+    # Each week a chunk: a transaction that filled 1,430 of them held 10,000 locks and
+    # more, and the server ran out of shared memory.
+    stream = (await new_datastream(api))["@iot.id"]
+    start = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(weeks=2770)  # a chunk's start, 2023
+    step = timedelta(weeks=CHUNKS) / LIMIT
+    body = data_array(stream, 0)
+    body[0]["dataArray"] = [[(start + i * step).isoformat(), float(i)] for i in range(LIMIT)]
+    links = await api.post("/v1.1/CreateObservations", body)
+    assert "error" not in links
+    assert await fleet_db.fetchval("SELECT count(*) FROM observations") == LIMIT
+    body[0]["dataArray"][-1][0] = (start + timedelta(weeks=CHUNKS)).isoformat()  # one more
+    response = await api.client.post("/v1.1/CreateObservations", json=body)
+    assert response.status_code == 413
+    assert response.json()["message"] == (
+        f"the Observations fall in {CHUNKS + 1} chunks of storage (7 days each); at most "
+        f"{CHUNKS} are taken in one request: split it by phenomenonTime")
 
 
 async def test_a_row_the_database_refuses_is_an_error_alone_in_a_large_request(
