@@ -209,7 +209,24 @@ async def service_root(request: Request) -> dict[str, Any]:
 
 
 async def read(path: str, request: Request, store: StoreDep) -> Response:
-    """GET of any resource path below /v1.1."""
+    """GET of any resource path below /v1.1, refused if its answer is larger than
+    `max_response_bytes`.
+
+    Raises:
+        BadRequest: the request is malformed, or its answer too large.
+    """
+    response = await _answer(path, request, store)
+    limit = request.app.state.settings.max_response_bytes
+    if len(response.body) > limit:
+        log.info("answer of %d bytes refused", len(response.body),
+                 extra={"action": "answer_too_large"})
+        raise BadRequest(f"the answer would be {len(response.body)} bytes, more than the "
+                         f"{limit} one request may have; ask for fewer entities ($top) or "
+                         "fewer properties ($select) and follow @iot.nextLink")
+    return response
+
+
+async def _answer(path: str, request: Request, store: Store) -> Response:
     resource = paths.parse(path)
     entity = resource.steps[-1].entity
     settings: ApiSettings = request.app.state.settings

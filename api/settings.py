@@ -73,6 +73,9 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = 4 * 1024 * 1024
     max_text_bytes: int = 16 * 1024
     max_json_bytes: int = 64 * 1024
+    # The largest answer of one GET, past which it is a 400 (entities stored before the
+    # limits above, or many large ones on a page).
+    max_response_bytes: int = 64 * 1024 * 1024
     # How long opening a connection to the database may take before the request is
     # answered 503.
     database_connect_timeout_s: float = 5.0

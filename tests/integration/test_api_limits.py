@@ -153,6 +153,20 @@ async def test_a_property_within_its_size_is_stored(fleet_db: Any, db_url: str) 
     assert response.status_code == 201, response.text
 
 
+async def test_an_answer_past_the_byte_limit_is_a_400_and_select_gets_past_it(
+    fleet_db: Any, db_url: str,
+) -> None:
+    # As a Thing written before the size limits: a 2 MB description.
+    await fleet_db.execute("UPDATE things SET description = repeat('y', 2000000) "
+                           "WHERE id = (SELECT min(id) FROM things)")
+    async with api_client(db_url, max_response_bytes=1_000_000) as client:
+        whole = await get(client, "/v1.1/Things", 400)
+        names = await get(client, "/v1.1/Things?$select=name")
+    assert whole["message"].startswith("the answer would be 2")
+    assert "more than the 1000000 one request may have" in whole["message"]
+    assert len(names["value"]) == 15
+
+
 @asynccontextmanager
 async def served(db_url: str, **settings: Any) -> AsyncIterator[str]:
     """The API served by uvicorn with the options `stadspuls api` gives it; its base URL."""
