@@ -279,3 +279,16 @@ async def test_a_value_the_database_refuses_is_answered_in_the_apis_words(
         assert body["message"].startswith("the database cannot use a value of the request")
         for internal in ("$1", "$2", "$3", "int64", "argument", "invalid input"):
             assert internal not in body["message"]
+
+
+async def test_any_other_database_error_is_a_json_500_without_the_databases_text(
+    fleet_db: Any, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture,
+) -> None:
+    await fleet_db.execute("REVOKE SELECT ON things FROM stadspuls_api")
+    with caplog.at_level(logging.ERROR, logger="api.app"):
+        response = await client.get("/v1.1/Things")
+    assert response.status_code == 500
+    assert response.json() == {"code": "error",
+                               "message": "the request failed in the database; it is logged"}
+    [line] = [r for r in caplog.records if getattr(r, "action", "") == "database_failed"]
+    assert "permission denied for table things" in line.getMessage()
