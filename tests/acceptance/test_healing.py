@@ -256,3 +256,23 @@ def _bind_when_free(sock: socket.socket, port: int) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def test_a_detached_start_that_fails_shows_its_own_error_not_an_earlier_banner(
+    state_dir: Path,
+) -> None:
+    stack = Detached(state_dir)
+    stack.up()
+    stadspuls("down", *stack.where)
+    assert "Press Ctrl-C to stop" in stack.supervisor_log()  # the earlier run's banner
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", stack.port("--db-port")))
+        squatter.listen()
+        failed = stadspuls("up", "--detach", "--skip-setup", "--no-simulator", *stack.where,
+                           check=False)
+    assert failed.returncode == 1
+    assert f"port {stack.port('--db-port')} on 127.0.0.1 is already in use" in failed.stderr
+    for banner_line in ("Stadspuls is up", "Press Ctrl-C to stop", "  api        http://"):
+        assert banner_line not in failed.stderr
+    assert _running_under(state_dir) == []
