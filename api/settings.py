@@ -76,9 +76,10 @@ class ApiSettings(BaseSettings):
     # The largest answer of one GET, past which it is a 400 (entities stored before the
     # limits above, or many large ones on a page).
     max_response_bytes: int = 64 * 1024 * 1024
-    # How long opening a connection to the database may take before the request is
-    # answered 503.
+    # How long opening a connection to the database, and waiting for one of the pool, may
+    # take before the request is answered 503.
     database_connect_timeout_s: float = 5.0
+    database_acquire_timeout_s: float = 10.0
 
     def server_options(self) -> dict[str, Any]:
         """The options of uvicorn that serve these settings: where to listen, and whose

@@ -47,7 +47,7 @@ async def create_pool(settings: ApiSettings) -> Any:
         agency = "" if who.agency_id is None else str(int(who.agency_id))
         await conn.execute(_PRINCIPAL.format(agency=agency, role=who.role))
 
-    return await asyncpg.create_pool(
+    pool = await asyncpg.create_pool(
         settings.database_url, min_size=1, max_size=10, init=init, setup=setup,
         timeout=settings.database_connect_timeout_s,
         # The role as a setting of the session, like SET ROLE; RESET ALL, run when a
@@ -55,6 +55,23 @@ async def create_pool(settings: ApiSettings) -> Any:
         server_settings={"role": settings.database_role,
                          "statement_timeout": str(int(settings.statement_timeout_s * 1000))},
     )
+    return WaitingPool(pool, settings.database_acquire_timeout_s)
+
+
+class WaitingPool:
+    """A pool whose `acquire` waits at most `timeout` seconds for a connection (then
+    TimeoutError, answered 503), so that requests do not queue without end behind slow
+    ones; everything else is the asyncpg pool's."""
+
+    def __init__(self, pool: Any, timeout: float) -> None:
+        self._pool = pool
+        self._timeout = timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return self._pool.acquire(timeout=self._timeout if timeout is None else timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pool, name)
 
 
 @dataclass

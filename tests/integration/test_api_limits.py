@@ -9,6 +9,7 @@ error, never a 500, a stack trace or the database's text.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -259,6 +260,25 @@ async def test_a_database_gone_away_is_a_503_with_retry_after_and_one_log_line(
 
 
 BEYOND_INT64 = "99999999999999999999"
+
+
+async def test_a_request_that_waits_past_the_timeout_for_a_connection_is_a_503(
+    fleet_db: Any, db_url: str,
+) -> None:
+    app = create_app(ApiSettings(database_url=db_url, mqtt_enabled=False,
+                                 database_acquire_timeout_s=0.5))
+    async with app.router.lifespan_context(app), contextlib.AsyncExitStack() as held:
+        pool = app.state.store.pool
+        for _ in range(pool.get_max_size()):  # as ten slow queries would
+            await held.enter_async_context(pool.acquire())
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://city") as client:
+            started = asyncio.get_running_loop().time()
+            response = await client.get("/v1.1/Things")
+            waited = asyncio.get_running_loop().time() - started
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "5"
+    assert 0.5 <= waited < 5
 
 
 @pytest.mark.parametrize("url", [
