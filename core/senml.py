@@ -15,7 +15,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Container
-from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import msgspec
@@ -70,9 +69,11 @@ class Resolved(NamedTuple):
     value: int | float | str | bool
 
 
-@dataclass(frozen=True, slots=True)
-class Invalid:
-    """A record that cannot be resolved: a stable code, the reason, the record as sent."""
+class Invalid(NamedTuple):
+    """A record that cannot be resolved: a stable code, the reason, the record as sent.
+
+    A named tuple, like Resolved: a pack of thousands of bad records makes one each, and a
+    frozen dataclass costs several times as much to build."""
 
     position: int
     code: str
@@ -152,9 +153,11 @@ def resolve(
             bv = r.bv
         v = r.v
         value: int | float | str | bool
-        # The common case, a plain number, is checked inline; anything else in _check.
+        # The common case, a plain number (a count within 64 bits included), is checked
+        # inline; anything else in _check.
         if (v is None or r.vs is not None or r.vb is not None or r.vd is not None
-                or r.bver is not None or type(v) is int):
+                or r.bver is not None
+                or (type(v) is int and not INT64_MIN <= v <= INT64_MAX)):
             problem = _check(r)
             if problem is not None:
                 out.append(Invalid(i, *problem, _encoder.encode(r)))
