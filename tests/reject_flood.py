@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -115,8 +116,6 @@ async def _async(value: Any) -> Any:
 
 
 def _unacknowledged(port: int) -> float | None:
-    import urllib.request
-
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
     for line in body.decode().splitlines():
         if line.startswith("stadspuls_ingest_unacknowledged_messages "):
