@@ -29,17 +29,6 @@ LEFT JOIN things t ON u.entity_set = 'Things' AND t.id = u.id
 LEFT JOIN agencies a_th ON a_th.id = t.agency_id
 ORDER BY u.ord;
 
--- sender_agencies --
--- The agency of each rejected reading: its device's, else its gateway's (by the sender of
--- the topic), else 'city', the platform operator, for senders the registry does not know.
-SELECT coalesce(ad.code, ag.code, 'city') AS agency, count(*)::bigint AS n
-FROM unnest($1::text[], $2::text[]) AS u (device_id, gateway_id)
-LEFT JOIN things t ON t.device_id = u.device_id
-LEFT JOIN agencies ad ON ad.id = t.agency_id
-LEFT JOIN gateways g ON g.gateway_id = u.gateway_id
-LEFT JOIN agencies ag ON ag.id = g.agency_id
-GROUP BY 1;
-
 -- usage_between --
 -- Metered amounts per day, agency and metric between two days (both included).
 SELECT u.day, a.code AS agency, u.metric, u.amount
