@@ -128,7 +128,10 @@ class BrokerConfig:
     port: int
     data_dir: Path
     pid_file: Path
-    autosave_interval_s: int = 5
+    # Write the persistence file after this many changes (messages queued or taken,
+    # subscriptions, retained messages); seconds when autosave_on_changes is off.
+    autosave_on_changes: bool = True
+    autosave_interval: int = 1_000
     max_inflight_messages: int = 1_000
     max_queued_messages: int = 1_000_000
     max_queued_bytes: int = 0
@@ -147,7 +150,8 @@ class BrokerConfig:
             "# Persistent sessions survive a broker restart.",
             "persistence true",
             f"persistence_location {self.data_dir}/",
-            f"autosave_interval {self.autosave_interval_s}",
+            f"autosave_on_changes {'true' if self.autosave_on_changes else 'false'}",
+            f"autosave_interval {self.autosave_interval}",
             f"pid_file {self.pid_file}",
             "",
             "# Room for the backlog of consumers that acknowledge only after commit.",

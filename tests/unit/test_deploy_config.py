@@ -20,7 +20,8 @@ def test_broker_config_keeps_sessions_and_room_for_unacknowledged_backlog() -> N
     assert settings["listener"] == "18831 127.0.0.1"
     assert settings["persistence"] == "true"
     assert settings["persistence_location"] == "/srv/mq/data/"
-    assert int(settings["autosave_interval"]) <= 10
+    assert settings["autosave_on_changes"] == "true"  # a count of changes, not seconds
+    assert int(settings["autosave_interval"]) <= 1000
     assert int(settings["max_inflight_messages"]) >= 50 * 20
     assert int(settings["max_queued_messages"]) >= 100 * 1000
 
