@@ -195,9 +195,10 @@ class Consumer:
         except Exception as exc:
             log.exception("could not map a message on %s", message.topic,
                           extra={"action": "map_failed"})
-            batch.mapped.rejects.append(Reject(message.topic, payload, "internal",
-                                               f"ingest could not process it: {exc!r}",
-                                               time.time()))
+            batch.mapped.reject(whole(message.topic, payload, "internal",
+                                      f"ingest could not process it: {exc!r}", time.time(),
+                                      None, self.rules.reject_payload_bytes),
+                                self.rules.budget)
         if message.qos > 0:
             batch.mids.append(message.mid)
         batch.messages += 1
