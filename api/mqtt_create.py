@@ -122,11 +122,11 @@ class ObservationListener:
                 topic, payload = str(message.topic), bytes(message.payload)
                 try:
                     await self.handle(topic, payload, message.properties)
-                except Exception as exc:  # one message never stops the rest
+                except Exception:  # one message never stops the rest
                     log.exception("MQTT Observation could not be handled",
                                   extra={"action": "mqtt_create_internal"})
-                    await self._reject(topic, payload, "internal",
-                                       f"the message could not be handled: {exc!r}")
+                    await self._reject(topic, payload, "internal", "the message could not "
+                                       "be handled; the reason is in the API's log")
                 client._client.ack(message.mid, message.qos)
 
     async def handle(self, topic: str, payload: bytes, properties: Any) -> None:
