@@ -27,7 +27,15 @@ from core.migrations import migrate as apply_migrations
 from deploy import access_cli
 from deploy import stack as stacks
 from deploy.access import LOAD as LOAD_ACCOUNT
-from deploy.bench import BenchOptions, bench_api, bench_ingest, bench_write, report
+from deploy.bench import (
+    BenchOptions,
+    bench_api,
+    bench_api_load,
+    bench_ingest,
+    bench_write,
+    load_report,
+    report,
+)
 from deploy.device_commands import add_device_commands
 from deploy.errors import DeployError
 from deploy.process import read_pid
@@ -436,19 +444,39 @@ def bench_ingest_command(readings: int, records_per_message: int, devices: int,
 @click.option("--count-threshold", type=int,
               help="Rows up to which $count is exact; above it the API answers the "
               "planner's estimate [STADSPULS_COUNT_ESTIMATE_THRESHOLD; 100000]")
-def bench_api_command(days: int, repeat: int, count_threshold: int | None) -> None:
+@click.option("--clients", help="Instead of one request at a time: comma-separated numbers "
+              "of concurrent clients (e.g. 5,50), each round sending the latest values, a "
+              "Datastream's newest 1,000 and a filtered page, then the service root as the "
+              "ceiling; throughput and p50/p99 per request.")
+@click.option("--seconds", default=30.0, show_default=True,
+              help="How long each --clients round sends.")
+def bench_api_command(days: int, repeat: int, count_threshold: int | None,
+                      clients: str | None, seconds: float) -> None:
     """Latency of the readings API on a seeded database, median and p99 per query.
 
     Among the queries: $count on all Observations (an estimate past the count threshold;
     give a larger --count-threshold to time the exact count), and a deep page of one
     Datastream's Observations reached by $skip and by the $skiptoken of a next link.
+    With --clients, throughput and latency under concurrent clients instead.
     """
     postgres = installed_postgres()
     if postgres is None:
         raise click.ClickException("PostgreSQL is not installed; run `stadspuls setup`")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
-    results = asyncio.run(bench_api(postgres, days, repeat, lambda line: log.info("%s", line),
-                                    count_threshold))
+
+    def say(line: str) -> None:
+        log.info("%s", line)
+
+    if clients is not None:
+        try:
+            counts = [int(n) for n in clients.split(",")]
+        except ValueError:
+            raise click.BadParameter("numbers separated by commas, such as 5,50",
+                                     param_hint="--clients") from None
+        click.echo(load_report(asyncio.run(bench_api_load(postgres, days, counts, seconds,
+                                                          say))))
+        return
+    results = asyncio.run(bench_api(postgres, days, repeat, say, count_threshold))
     click.echo(f"{'query':<56} {'median ms':>10} {'p99 ms':>8}")
     for name, median, p99 in results:
         click.echo(f"{name:<56} {median:>10.1f} {p99:>8.1f}")
