@@ -184,39 +184,51 @@ async def make_chunks(pool: Any, times: Sequence[tuple[int, datetime]],
         TooManyObservations: the times fall in more than `max_chunks` chunks.
         Busy: the lock was not had within `lock_timeout_s`.
     """
-    stamps = sorted({t for _, t in times})
     stream_at = {t: d for d, t in times}
     async with pool.acquire() as conn:
         span = await conn.fetchval(_sql("chunk_interval"))
-        chunks = len({(t - _EPOCH) // span for t in stamps})
+        chunks = len({(t - _EPOCH) // span for t in stream_at})
         if chunks > max_chunks:
             raise TooManyObservations(
                 f"the Observations fall in {chunks} chunks of storage ({span.days} days "
                 f"each); at most {max_chunks} are taken in one request: split it by "
                 "phenomenonTime")
-        missing = [r["t"] for r in await conn.fetch(_sql("times_without_chunk"), stamps)]
+        missing = await _without_chunk(conn, sorted(stream_at))
         while missing:
-            try:
-                async with conn.transaction():
-                    await set_lock_timeout(conn, lock_timeout_s)
-                    await _probe(conn, missing[0], stream_at[missing[0]])
-            except asyncpg.LockNotAvailableError:
-                raise Busy("a new chunk of Observations waits for the writes in "
-                           "progress; send the request again") from None
-            except asyncpg.PostgresError as exc:
-                log.info("no chunk made ahead of a write (%s): %s", exc.sqlstate, exc,
-                         extra={"action": "chunk_not_made"})
-                return
-            log.info("chunk made ahead of a write at %s", missing[0],
-                     extra={"action": "chunk_made"})
-            missing = [r["t"] for r in await conn.fetch(_sql("times_without_chunk"),
-                                                         missing[1:])]
+            made: set[int] = set()
+            for at in missing:
+                if (at - _EPOCH) // span in made:
+                    continue  # the chunk made for an earlier time covers it
+                if not await _probe(conn, at, stream_at[at], lock_timeout_s):
+                    return
+                made.add((at - _EPOCH) // span)
+            # Once more for times that chunks of another size (made before the interval
+            # changed) left out; each round covers at least its first time.
+            missing = await _without_chunk(conn, missing)
 
 
-async def _probe(conn: Any, at: datetime, datastream: int) -> None:
-    probe = await conn.fetchval(_sql("insert_chunk_probe"), at, datastream)
-    if probe is not None:
-        await conn.execute(_sql("delete_chunk_probe"), probe, at)
+async def _without_chunk(conn: Any, times: list[datetime]) -> list[datetime]:
+    return [r["t"] for r in await conn.fetch(_sql("times_without_chunk"), times)]
+
+
+async def _probe(conn: Any, at: datetime, datastream: int, lock_timeout_s: float) -> bool:
+    """Make the chunk `at` falls in, in a transaction of its own; False when the database
+    refuses the probe row."""
+    try:
+        async with conn.transaction():
+            await set_lock_timeout(conn, lock_timeout_s)
+            probe = await conn.fetchval(_sql("insert_chunk_probe"), at, datastream)
+            if probe is not None:
+                await conn.execute(_sql("delete_chunk_probe"), probe, at)
+    except asyncpg.LockNotAvailableError:
+        raise Busy("a new chunk of Observations waits for the writes in progress; send "
+                   "the request again") from None
+    except asyncpg.PostgresError as exc:
+        log.info("no chunk made ahead of a write (%s): %s", exc.sqlstate, exc,
+                 extra={"action": "chunk_not_made"})
+        return False
+    log.info("chunk made ahead of a write at %s", at, extra={"action": "chunk_made"})
+    return True
 
 
 def _sql(name: str) -> str:
