@@ -102,6 +102,9 @@ async def test_no_device_gateway_key_or_other_service_may_use_a_services_client_
         assert await admitted(secure, username, password, f"stadspuls-sim-{uuid.uuid4().hex}")
     assert await admitted(secure, *service_login(secure, LOAD), f"{LOAD}-{uuid.uuid4().hex}")
 
+    tls = aiomqtt.TLSParameters(ca_certs=str(secure.local.authority.ca_cert))
+    assert await admitted(secure, *principals["reader"], f"t-{uuid.uuid4().hex}",
+                          tls_params=tls, port=secure.local.settings.mqtt_tls_port)
     admitted_as: list[tuple[str, str]] = []
     async with Readings(secure) as readings:
         for client_id in SERVICE_CLIENT_IDS:
@@ -110,6 +113,10 @@ async def test_no_device_gateway_key_or_other_service_may_use_a_services_client_
             for kind, (username, password) in {**principals, **others}.items():
                 if await admitted(secure, username, password, client_id):
                     admitted_as.append((kind, client_id))
+        for kind, (username, password) in principals.items():  # the TLS listener too
+            if await admitted(secure, username, password, INGEST, tls_params=tls,
+                              port=secure.local.settings.mqtt_tls_port):
+                admitted_as.append((f"{kind} over TLS", INGEST))
         await readings.all_stored(secure_db)
     assert admitted_as == []
     assert {INGEST, API, LOAD} <= set(SERVICES)
