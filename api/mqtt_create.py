@@ -44,6 +44,7 @@ import asyncpg
 from fastapi import FastAPI
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from api import audit, principal
 from api.auth import key_principal
@@ -115,13 +116,20 @@ class ObservationListener:
         async with client:
             for topic in (f"{self.prefix}{VERSION}/Observations",
                           f"{self.prefix}{VERSION}/+/Observations"):
-                await client.subscribe(topic, qos=1)
+                # A retained message would come again at every subscription: not asked for.
+                await client.subscribe(topic, options=SubscribeOptions(
+                    qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND))
             self.ready.set()
             log.info("MQTT creation listener subscribed", extra={"action": "mqtt_create_ready"})
             async for message in client.messages:
                 topic, payload = str(message.topic), bytes(message.payload)
                 try:
-                    await self.handle(topic, payload, message.properties)
+                    if message.retain:  # a broker that keeps them sends them on resubscribe
+                        await self._reject(topic, payload, "retained", "published with the "
+                                           "retain flag, which would create it again at "
+                                           "every subscription")
+                    else:
+                        await self.handle(topic, payload, message.properties)
                 except Exception:  # one message never stops the rest
                     log.exception("MQTT Observation could not be handled",
                                   extra={"action": "mqtt_create_internal"})

@@ -225,3 +225,21 @@ async def test_with_the_publisher_secret_only_a_publisher_the_broker_signed_is_b
     assert [(json.loads(r["payload"])["result"], r["code"]) for r in rejects] == [
         (0, "unnamed_publisher"), (1, "forged_publisher"), (2, "forged_publisher"),
         (3, "forged_publisher"), (4, "forged_publisher")]
+
+
+async def test_a_retained_observation_is_created_once_not_again_at_each_subscription(
+    fleet_db: Any, settings: ApiSettings, client: aiomqtt.Client, topic_prefix: str
+) -> None:
+    stream = await fleet_datastream(fleet_db, "aq-hornsgatan-108", "no2")
+    topic = f"{topic_prefix}/v1.1/Datastreams({stream})/Observations"
+    # Kept by the broker before the API subscribes: never sent to it.
+    await client.publish(topic, json.dumps({"result": 1.5}).encode(), qos=1, retain=True)
+    for _ in range(3):  # each start subscribes again
+        async with listening_api(settings):
+            await asyncio.sleep(0.5)
+    async with listening_api(settings):
+        await publish(client, topic, {"phenomenonTime": T0, "result": 2.5})  # a plain one
+        assert await results(fleet_db, stream, 1) == ["2.5"]
+    await client.publish(topic, b"", qos=1, retain=True)  # the broker forgets it
+    assert await fleet_db.fetchval(
+        "SELECT count(*) FROM observations WHERE datastream_id = $1", stream) == 1
