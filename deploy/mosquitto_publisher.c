@@ -28,9 +28,10 @@
  *   Mosquitto runs MOSQ_EVT_BASIC_AUTH before its password file, with the client id set;
  *   it does not run it on a listener that takes the username from a certificate, which
  *   therefore uses the username as client id (deploy/mosquitto.py).
- * - Retained messages on the device and gateway topics (`devices/...`, `gateways/...`):
- *   refused by the ACL check (PUBACK 135 to an MQTT 5 client), for a publish and for a
- *   Will alike, since a retained reading is sent again on every subscription of ingest.
+ * - Retained messages on the device and gateway topics (`devices/...`, `gateways/...`)
+ *   and the SensorThings topics (`.../v1.1/...`): refused by the ACL check (PUBACK 135 to
+ *   an MQTT 5 client), for a publish and for a Will alike, since a retained reading or
+ *   Observation is sent again on every subscription of ingest or the API.
  */
 
 #include <stdbool.h>
@@ -174,9 +175,12 @@ static int on_basic_auth(int event, void *event_data, void *userdata)
 	return MOSQ_ERR_AUTH;
 }
 
-static bool is_reading_topic(const char *topic)
+/* Topics whose messages are requests or readings: a retained one would be taken again at
+ * every subscription (a reading stored twice, an Observation created twice). */
+static bool refuses_retained(const char *topic)
 {
-	return strncmp(topic, "devices/", 8) == 0 || strncmp(topic, "gateways/", 9) == 0;
+	return strncmp(topic, "devices/", 8) == 0 || strncmp(topic, "gateways/", 9) == 0
+		|| strstr(topic, "v1.1/") != NULL;
 }
 
 static int on_acl_check(int event, void *event_data, void *userdata)
@@ -186,7 +190,7 @@ static int on_acl_check(int event, void *event_data, void *userdata)
 	(void)event;
 	(void)userdata;
 	if(check->access == MOSQ_ACL_WRITE && check->retain && check->topic != NULL
-			&& is_reading_topic(check->topic)){
+			&& refuses_retained(check->topic)){
 		return MOSQ_ERR_ACL_DENIED;
 	}
 	return MOSQ_ERR_PLUGIN_DEFER;  /* the ACL file decides */

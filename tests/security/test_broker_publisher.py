@@ -287,3 +287,26 @@ async def reject_codes(db: Any, at: list[str]) -> dict[float, str]:
                           "WHERE topic = 'v1.1/Observations'")
     return {json.loads(r["payload"])["result"]: r["code"] for r in rows
             if json.loads(r["payload"])["phenomenonTime"] in at}
+
+
+async def test_a_retained_observation_is_not_kept_by_the_broker(
+    secure: SecureStack, secure_db: Any
+) -> None:
+    writer = await api_key(secure_db, OWNER, "writer")
+    own = await datastream_of(secure_db, OWNER, "open")
+    await admitted(secure, writer)
+    topic = f"v1.1/Datastreams({own})/Observations"
+    async with secure.client(*writer, protocol=aiomqtt.ProtocolVersion.V5) as client:
+        await client.publish(topic, observation(own, "2026-10-20T00:00:00Z", 1), qos=1,
+                             retain=True)
+    marker = uuid.uuid4().hex.encode()
+    kept: list[bytes] = []
+    async with secure.client(*writer, protocol=aiomqtt.ProtocolVersion.V5) as client:
+        await client.subscribe(topic, qos=1)
+        await client.publish(topic, marker, qos=1)
+        async with asyncio.timeout(15):
+            async for message in client.messages:
+                if bytes(message.payload) == marker:
+                    break
+                kept.append(bytes(message.payload))
+    assert kept == []
