@@ -52,12 +52,13 @@ CONFORMANCE = [
     f"{_CLASS}data-array/data-array",
     *MQTT_CLASSES,
 ]
-# What asyncpg raises when the database cannot be reached: a connect refused or timed out
-# (OSError, TimeoutError among them), a connection lost under a query, a server starting,
-# stopping or out of connection slots.
+# What asyncpg raises when the database cannot be reached: a connect refused or reset, a
+# connection lost under a query, a server starting, stopping or out of connection slots. A
+# connection not had in time is the store's Unavailable (api/store.py), where it is waited
+# for; any other timeout or OSError is a fault of ours, a 500.
 UNREACHABLE: tuple[type[Exception], ...] = (
-    OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError, asyncpg.InterfaceError)
+    ConnectionError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError, asyncpg.TooManyConnectionsError)
 
 
 def create_app(settings: ApiSettings) -> FastAPI:
@@ -180,6 +181,10 @@ class Unreachable:
 
         try:
             await self.app(scope, receive, sending)
+        except Unavailable as exc:  # a connection not had in time
+            if started:
+                raise
+            await error_response(exc)(scope, receive, send)
         except UNREACHABLE as exc:
             if started:
                 raise
@@ -210,7 +215,7 @@ async def service_root(request: Request) -> dict[str, Any]:
 
 async def read(path: str, request: Request, store: StoreDep) -> Response:
     """GET of any resource path below /v1.1, refused if its answer is larger than
-    `max_response_bytes`.
+    `max_response_bytes` (which the GET requests of a $batch share).
 
     Raises:
         BadRequest: the request is malformed, or its answer too large.
@@ -223,6 +228,9 @@ async def read(path: str, request: Request, store: StoreDep) -> Response:
         raise BadRequest(f"the answer would be {len(response.body)} bytes, more than the "
                          f"{limit} one request may have; ask for fewer entities ($top) or "
                          "fewer properties ($select) and follow @iot.nextLink")
+    shared = expand.together.get()
+    if shared is not None:
+        shared.send(len(response.body))
     return response
 
 

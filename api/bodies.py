@@ -369,12 +369,20 @@ def _object(value: Any, where: str) -> dict[str, Any]:
 
 
 def _sized(value: Any, where: str) -> Any:
-    """`value`, unless as JSON it is longer than the limit of one object."""
-    limit = sizes.get().json
-    if isinstance(value, dict | list) and len(json.dumps(
-            value, ensure_ascii=False).encode("utf-8", "surrogatepass")) > limit:
-        raise BadRequest(f"{where} is larger than {limit} bytes as JSON")
+    """`value`, unless as JSON it is longer than the limit of one object, or as a string
+    longer than the limit of one text."""
+    if isinstance(value, str):
+        return _text(value, where)
+    if isinstance(value, dict | list):
+        _json_sized(json.dumps(value, ensure_ascii=False), where)
     return value
+
+
+def _json_sized(text: str, where: str) -> str:
+    limit = sizes.get().json
+    if len(text) > limit // 4 and len(text.encode("utf-8", "surrogatepass")) > limit:
+        raise BadRequest(f"{where} is larger than {limit} bytes as JSON")
+    return text
 
 
 def _geo_encoding(value: Any, where: str) -> str:
@@ -430,7 +438,7 @@ def _time(value: Any, where: str) -> tuple[datetime, datetime | None]:
 
 
 def _geometry(value: Any, where: str) -> str:
-    return geojson_text(value, where)
+    return _json_sized(geojson_text(value, where), where)
 
 
 _CONVERTERS: dict[str, Any] = {

@@ -10,11 +10,15 @@ parent's related rows that pass the `$filter`, exactly, into `<navigation>@iot.c
 
 One request expands at most `ApiSettings.max_expanded_rows` rows in all: before each
 query, its parents times its `$top` must fit in what the levels before left over, or the
-request is answered 400 saying how to page instead.
+request is answered 400 saying how to page instead. The GET requests of one $batch share
+one such budget, and one of `max_response_bytes` for their answers (`Together`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -22,18 +26,10 @@ from urllib.parse import urlencode
 from api import query
 from api.entities import ENTITY_SETS, EntityType
 from api.errors import BadRequest, NotImplementedOption
-from api.odata import (
-    MAX_EXPAND_DEPTH,
-    Expansion,
-    ODataError,
-    UnsupportedOption,
-    parse_expand,
-)
+from api.odata import Expansion, ODataError, UnsupportedOption, parse_expand
 from api.resolver import rename
 from api.serialize import entity_json
 from api.store import Options, Sql, columns, compiled_filter, compiled_order
-
-MAX_DEPTH = MAX_EXPAND_DEPTH
 
 
 def parse(raw: str | None) -> tuple[Expansion, ...]:
@@ -93,9 +89,10 @@ def _flatten(items: tuple[Expansion, ...]) -> tuple[Expansion, ...]:
 
 @dataclass
 class Budget:
-    """The rows a request may still expand."""
+    """The rows a request (or the GET requests of a $batch together) may still expand."""
 
     left: int
+    holder: str = "this request has"
 
     def spend(self, parents: list[dict[str, Any]], parent: EntityType, name: str,
               top: int, base: str) -> None:
@@ -111,10 +108,48 @@ class Budget:
         first = f"{base}/{parent.set_name}({parents[0]['id']})/{name}"
         raise BadRequest(
             f"$expand of {name} may read up to {most} rows ({len(parents)} {parent.set_name}"
-            f" × $top={top}), more than the {self.left} this request has left of its "
+            f" × $top={top}), more than the {self.left} {self.holder} left of its "
             f"limit; ask for fewer with a smaller $top (of the page or inside $expand), or "
             f"read them through their own path, such as {first}, following its "
             "@iot.nextLink")
+
+
+@dataclass
+class Together:
+    """What the GET requests of one $batch may read together: a $batch is no way around
+    the limits of one request."""
+
+    rows: Budget
+    bytes_left: int
+
+    def send(self, size: int) -> None:
+        """Count an answer of `size` bytes against the batch's share.
+
+        Raises:
+            BadRequest: the batch's answers would be larger than its share.
+        """
+        if size > self.bytes_left:
+            raise BadRequest(
+                f"the answer would be {size} bytes, more than the {self.bytes_left} the "
+                "GET requests of this $batch have left of the bytes one request may have; "
+                "send them in batches of their own, or ask for fewer entities ($top) or "
+                "fewer properties ($select)")
+        self.bytes_left -= size
+
+
+together: ContextVar[Together | None] = ContextVar("together", default=None)
+
+
+@contextmanager
+def reading_together(settings: Any) -> Iterator[None]:
+    """The GET requests made within share one request's expanded rows and answer bytes
+    (`settings.max_expanded_rows`, `settings.max_response_bytes`)."""
+    token = together.set(Together(Budget(settings.max_expanded_rows, "this $batch has"),
+                                  settings.max_response_bytes))
+    try:
+        yield
+    finally:
+        together.reset(token)
 
 
 @dataclass
@@ -128,21 +163,20 @@ class _Related:
 
 async def expand(
     conn: Any, entity: EntityType, rows: list[dict[str, Any]], out: list[dict[str, Any]],
-    items: tuple[Expansion, ...], base: str, settings: Any, depth: int = 0,
-    budget: Budget | None = None,
+    items: tuple[Expansion, ...], base: str, settings: Any, budget: Budget | None = None,
 ) -> None:
     """Add each expansion's related entities to `out` (the serialised `rows`), in place.
 
     Raises:
         BadRequest: an expansion is malformed, or may read more rows than the request's
-            share, `settings.max_expanded_rows`.
+            share, `settings.max_expanded_rows` (shared by the GET requests of a
+            $batch).
     """
     if not items or not rows:
         return
     if budget is None:
-        budget = Budget(settings.max_expanded_rows)
-    if depth >= MAX_DEPTH:
-        raise BadRequest(f"$expand nests deeper than {MAX_DEPTH} levels")
+        shared = together.get()
+        budget = shared.rows if shared else Budget(settings.max_expanded_rows)
     for item in items:
         name = item.path[0]
         nav = entity.navs.get(name)
@@ -175,7 +209,7 @@ async def expand(
                 body[f"{name}@iot.nextLink"] = (
                     f"{base}/{entity.set_name}({row['id']})/{name}?{link}")
         await expand(conn, target, all_children, all_bodies, item.expand, base, settings,
-                     depth + 1, budget)
+                     budget)
 
 
 def _next_query(item: Expansion, options: Options) -> str:

@@ -8,7 +8,10 @@ effect in the standard's order: $filter, $count, $orderby, $skip, $top.
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,12 +19,14 @@ import asyncpg
 
 from api import counts, keyset, paths, principal
 from api.entities import EntityType
-from api.errors import BadRequest, NotFound
+from api.errors import BadRequest, NotFound, Unavailable
 from api.odata import ODataError, OrderItem, compile_filter, compile_orderby
 from api.odata.nodes import Node
 from api.paths import Resource, Step
 from api.resolver import EntityResolver, rename
 from api.settings import ApiSettings
+
+log = logging.getLogger(__name__)
 
 # The principal of the request, for the row-level security of migration 0008. Sent as a
 # simple query (no statement to prepare first): an agency id is a number and a role one of
@@ -60,15 +65,34 @@ async def create_pool(settings: ApiSettings) -> Any:
 
 class WaitingPool:
     """A pool whose `acquire` waits at most `timeout` seconds for a connection (then
-    TimeoutError, answered 503), so that requests do not queue without end behind slow
+    Unavailable, answered 503), so that requests do not queue without end behind slow
     ones; everything else is the asyncpg pool's."""
 
     def __init__(self, pool: Any, timeout: float) -> None:
         self._pool = pool
         self._timeout = timeout
 
-    def acquire(self, *, timeout: float | None = None) -> Any:
-        return self._pool.acquire(timeout=self._timeout if timeout is None else timeout)
+    def acquire(self, *, timeout: float | None = None) -> AbstractAsyncContextManager[Any]:
+        """A connection, within `timeout` seconds (the pool's own if None).
+
+        Raises:
+            Unavailable: no connection was had in time (all busy, or a connect timed out).
+        """
+        return self._acquiring(self._timeout if timeout is None else timeout)
+
+    @asynccontextmanager
+    async def _acquiring(self, waited: float) -> AsyncIterator[Any]:
+        waiting = self._pool.acquire(timeout=waited)
+        try:
+            conn = await waiting.__aenter__()
+        except TimeoutError:
+            log.warning("no database connection within %s s", waited,
+                        extra={"action": "database_wait_timeout"})
+            raise Unavailable() from None
+        try:
+            yield conn
+        finally:
+            await waiting.__aexit__(None, None, None)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._pool, name)

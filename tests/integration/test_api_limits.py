@@ -168,6 +168,82 @@ async def test_an_answer_past_the_byte_limit_is_a_400_and_select_gets_past_it(
     assert len(names["value"]) == 15
 
 
+LONG_LINE = {"type": "LineString", "coordinates": [[i, i] for i in range(10_000)]}
+
+
+@pytest.mark.parametrize(("url", "body", "field", "table"), [
+    ("Observations", {"phenomenonTime": T0, "result": "r" * 20_000}, "Observation.result",
+     "observations"),
+    ("Locations", {"name": "x", "description": "d", "encodingType": "application/geo+json",
+                   "location": LONG_LINE}, "Location.location", "locations"),
+    ("FeaturesOfInterest", {"name": "x", "description": "d",
+                            "encodingType": "application/geo+json", "feature": LONG_LINE},
+     "FeatureOfInterest.feature", "features_of_interest"),
+])
+async def test_a_string_result_or_geometry_past_its_size_is_a_400_naming_it(
+    fleet_db: Any, db_url: str, url: str, body: dict[str, Any], field: str, table: str,
+) -> None:
+    stream = await fleet_db.fetchval("SELECT min(id) FROM datastreams")
+    path = f"/v1.1/Datastreams({stream})/{url}" if url == "Observations" else f"/v1.1/{url}"
+    before = await fleet_db.fetchval(f"SELECT count(*) FROM {table}")
+    async with api_client(db_url) as client:
+        response = await client.post(path, json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["message"].startswith(f"{field} is l")
+    assert await fleet_db.fetchval(f"SELECT count(*) FROM {table}") == before
+
+
+async def test_a_string_result_within_the_text_size_is_stored(
+    fleet_db: Any, db_url: str,
+) -> None:
+    stream = await fleet_db.fetchval("SELECT min(id) FROM datastreams")
+    async with api_client(db_url) as client:
+        response = await client.post(f"/v1.1/Datastreams({stream})/Observations",
+                                     json={"phenomenonTime": T0, "result": "r" * 16_000})
+    assert response.status_code == 201, response.text
+
+
+def batch_of_gets(*urls: str) -> dict[str, Any]:
+    return {"requests": [{"id": str(i), "method": "get", "url": url}
+                         for i, url in enumerate(urls)]}
+
+
+async def test_the_gets_of_one_batch_share_the_expanded_row_limit(
+    fleet_db: Any, db_url: str,
+) -> None:
+    await seed(fleet_db, streams=2, each=30)
+    url = "Datastreams?$top=2&$orderby=id&$expand=Observations($top=20)"  # 40 rows
+    async with api_client(db_url, max_expanded_rows=40) as client:
+        batch = await client.post("/v1.1/$batch", json=batch_of_gets(url, url))
+        alone = await get(client, f"/v1.1/{url}")
+    assert batch.status_code == 200, batch.text
+    first, second = batch.json()["responses"]
+    assert first["status"] == 200
+    assert [len(d["Observations"]) for d in first["body"]["value"]] == [20, 20]
+    assert second["status"] == 400
+    assert "more than the 0 this $batch has left of its limit" in second["body"]["message"]
+    assert [len(d["Observations"]) for d in alone["value"]] == [20, 20]
+
+
+async def test_the_gets_of_one_batch_share_the_answer_byte_limit(
+    fleet_db: Any, db_url: str,
+) -> None:
+    thing = await fleet_db.fetchval("UPDATE things SET description = repeat('y', 600000) "
+                                    "WHERE id = (SELECT min(id) FROM things) RETURNING id")
+    url = f"Things({thing})"
+    async with api_client(db_url, max_response_bytes=1_000_000) as client:
+        batch = await client.post("/v1.1/$batch", json=batch_of_gets(url, url, "Things(0)"))
+        alone = await get(client, f"/v1.1/{url}")
+    assert batch.status_code == 200, batch.text
+    first, second, third = batch.json()["responses"]
+    assert first["status"] == 200 and len(first["body"]["description"]) == 600_000
+    assert second["status"] == 400
+    assert "the GET requests of this $batch have left" in second["body"]["message"]
+    assert third["status"] == 404  # a small answer still fits in what is left
+    assert len(alone["description"]) == 600_000
+    assert len(batch.content) < 1_000_000
+
+
 @asynccontextmanager
 async def served(db_url: str, **settings: Any) -> AsyncIterator[str]:
     """The API served by uvicorn with the options `stadspuls api` gives it; its base URL."""
