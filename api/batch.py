@@ -30,7 +30,7 @@ import httpx
 from fastapi import Request
 from fastapi.responses import JSONResponse
 
-from api import audit, principal
+from api import audit, expand, principal
 from api.bodies import Aliases, Ref, draft, parse_json
 from api.errors import ApiError, BadRequest, FailedDependency
 from api.operations import (
@@ -92,12 +92,14 @@ async def handle(request: Request) -> JSONResponse:
                             run.settings.max_observations_per_request, "the $batch")
     await make_chunks(request.app.state.store.pool, _times(parts),
                       run.settings.write_lock_timeout_s, run.settings.max_chunks_per_request)
-    for group, members_of in itertools.groupby(parts, key=lambda p: p.group or f"\0{p.id}"):
-        members = list(members_of)
-        if members[0].group is None:
-            await _alone(run, members[0])
-        else:
-            await _atomic(run, group, members)
+    with expand.reading_together(run.settings):  # its GETs share one request's limits
+        for group, members_of in itertools.groupby(parts,
+                                                   key=lambda p: p.group or f"\0{p.id}"):
+            members = list(members_of)
+            if members[0].group is None:
+                await _alone(run, members[0])
+            else:
+                await _atomic(run, group, members)
     if run.writes:
         async with request.app.state.store.pool.acquire() as conn:
             await audit.record(conn, principal.current.get(), "http", "batch",
