@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -140,31 +139,38 @@ def up(settings: StackSettings, detach: bool, fleet_name: str, scale: int,
     crash within 120 s the whole stack stops. What a supervisor that died left running is
     stopped first.
     """
-    supervisor = read_pid(settings.state_dir / stacks.SUPERVISOR_PID)
-    if supervisor is not None:
+    # Held from before anything is stopped or started: a second `up` meanwhile finds it
+    # taken rather than no supervisor, and stops nothing of this run.
+    lock = stacks.supervisor_lock(settings)
+    if not lock.acquire():
+        supervisor = read_pid(settings.state_dir / stacks.SUPERVISOR_PID)
         raise click.ClickException(
-            f"the stack in {settings.state_dir} already runs (pid {supervisor}); "
+            f"the stack in {settings.state_dir} already runs"
+            f"{f' (pid {supervisor})' if supervisor else ' (it is starting)'}; "
             "see `stadspuls status`, stop it with `stadspuls down`"
         )
-    postgres = ensure_system(debian_mirror=settings.debian_mirror) if not skip_setup else None
-    stacks.stop_orphans(settings, postgres or installed_postgres())
-    if detach:
-        _start_detached(settings, fleet_name, scale, no_simulator)
-        return
-    postgres = postgres or installed_postgres()
-    if postgres is None:
-        raise click.ClickException("PostgreSQL is not installed; run `stadspuls setup`")
-    asyncio.run(_run_foreground(stacks.LocalStack(settings, postgres), fleet_name, scale,
-                                not no_simulator))
+    try:
+        postgres = ensure_system(debian_mirror=settings.debian_mirror) if not skip_setup else None
+        stacks.stop_orphans(settings, postgres or installed_postgres())
+        if detach:
+            lock.release()  # the supervisor started next takes it before it starts anything
+            _start_detached(settings, fleet_name, scale, no_simulator)
+            return
+        lock.write_own_pid()
+        postgres = postgres or installed_postgres()
+        if postgres is None:
+            raise click.ClickException("PostgreSQL is not installed; run `stadspuls setup`")
+        asyncio.run(_run_foreground(stacks.LocalStack(settings, postgres), fleet_name, scale,
+                                    not no_simulator))
+    finally:
+        lock.release()
 
 
 async def _run_foreground(stack: stacks.LocalStack, fleet_name: str, scale: int,
                           simulate: bool) -> None:
     settings = stack.settings
-    pid_file = settings.state_dir / stacks.SUPERVISOR_PID
     started = time.monotonic()
     await stack.start()
-    pid_file.write_text(f"{os.getpid()}\n")
     sync = (asyncio.create_task(stack.access_sync().run(connect), name="stack.access_sync")
             if settings.mqtt_auth else None)
     try:
@@ -180,7 +186,6 @@ async def _run_foreground(stack: stacks.LocalStack, fleet_name: str, scale: int,
         if sync is not None:
             sync.cancel()
         stack.stop()
-        pid_file.unlink(missing_ok=True)
         log.info("stopped", extra={"action": "stack_stopped"})
 
 

@@ -4,6 +4,7 @@ after a crash by the pace a `RestartPolicy` sets."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import signal
@@ -56,14 +57,18 @@ class ManagedProcess:
         """Seconds since start, if it still runs; 0 otherwise."""
         return time.monotonic() - self.started_at if self.alive() else 0.0
 
-    def wait_until(self, ready: Callable[[], bool], timeout: float) -> None:
-        """Wait for `ready()`; raise ServiceFailed with the log's tail if the program exits."""
+    def wait_until(self, ready: Callable[[], bool], timeout: float,
+                   abandon: Callable[[], bool] = lambda: False) -> None:
+        """Wait for `ready()`; raise ServiceFailed with the log's tail if the program exits,
+        is not ready in `timeout` seconds, or `abandon()` turns true (the stack stops)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if ready():
                 return
             if not self.alive():
                 raise ServiceFailed(f"{self.name} exited during start-up:\n{self.log_tail()}")
+            if abandon():
+                raise ServiceFailed(f"{self.name}'s start abandoned: the stack stops")
             time.sleep(0.05)
         raise ServiceFailed(f"{self.name} not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
@@ -96,29 +101,44 @@ class ManagedProcess:
 class RestartPolicy:
     """When a crashed service is started again: after a jittered exponential delay
     (`first_delay_s` doubling up to `max_delay_s` with each crash still in the window),
-    and not at all once it has crashed `max_crashes` times within `window_s` seconds."""
+    and not at all once it has crashed `max_crashes` times within `window_s` seconds, or
+    `max_crashes` times in a row without a restart that came back (a start that hangs
+    until its readiness timeout crashes too seldom to fill the window)."""
 
     max_crashes: int = 5
     window_s: float = 120.0
     first_delay_s: float = 1.0
     max_delay_s: float = 30.0
     crashes: deque[float] = field(default_factory=deque)
+    in_a_row: int = 0
 
     def crashed(self, now: float | None = None) -> float | None:
-        """Record a crash; the seconds to wait before the restart, or None: give up."""
+        """Record a crash (an exit, or a restart that failed); the seconds to wait before
+        the restart, or None: give up."""
         now = time.monotonic() if now is None else now
         self.crashes.append(now)
+        self.in_a_row += 1
         while self.crashes and self.crashes[0] <= now - self.window_s:
             self.crashes.popleft()
-        if len(self.crashes) >= self.max_crashes:
+        if self.recent >= self.max_crashes or self.in_a_row >= self.max_crashes:
             return None
         return jittered(min(self.first_delay_s * 2 ** (len(self.crashes) - 1),
                             self.max_delay_s))
+
+    def came_back(self) -> None:
+        """Record a restart that succeeded: the crashes in a row start again from none."""
+        self.in_a_row = 0
 
     @property
     def recent(self) -> int:
         """Crashes in the current window."""
         return len(self.crashes)
+
+    def describe(self) -> str:
+        """The crash count that matters now, in words."""
+        if self.recent >= self.in_a_row:
+            return f"{self.recent} crashes within {self.window_s:.0f} s"
+        return f"{self.in_a_row} crashes in a row without coming back"
 
 
 def as_user(run_as: str | None) -> dict[str, object]:
@@ -171,27 +191,93 @@ def _signal_and_wait(pid: int, sig: signal.Signals, timeout: float) -> bool:
 
 
 def read_pid(path: Path) -> int | None:
-    """The pid on the first line of a pid file, if the file exists and the process lives."""
+    """The pid on the first line of a pid file, if the file exists and the process it names
+    is still the one that wrote it (see `_written_by`)."""
     try:
         first = path.read_text().split("\n", 1)[0].strip()
+        written = path.stat().st_mtime
     except FileNotFoundError:
         return None
     if not first.isdigit():
         return None
     pid = int(first)
-    return pid if pid_alive(pid) and _ours(pid) else None
+    return pid if pid_alive(pid) and _written_by(pid, written) else None
 
 
 # Programs a pid file of the stack can name. A pid left in a stale file may since have been
-# given to an unrelated process, which must be neither reported nor signalled.
+# given to an unrelated process (after a reboot, the system's PostgreSQL or another stack's
+# service), which must be neither reported nor signalled.
 OUR_PROGRAMS = (b"stadspuls", b"deploy", b"postgres", b"mosquitto")
+# /proc/stat's boot time is whole seconds and the wall clock may be stepped: a margin.
+START_MARGIN_S = 2.0
 
 
-def _ours(pid: int) -> bool:
+def _written_by(pid: int, written: float) -> bool:
+    """Whether `pid` runs one of our programs and started before its pid file was last
+    written: every pid file of the stack is written by or just after the start of the
+    process it names, while a pid given again to another process started after that."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except FileNotFoundError:
         return not Path("/proc/self").exists()  # no /proc to ask: trust the pid file
     except PermissionError:
         return False
-    return any(name in cmdline for name in OUR_PROGRAMS)
+    if not any(name in cmdline for name in OUR_PROGRAMS):
+        return False
+    started = process_started_at(pid)
+    return started is None or started <= written + START_MARGIN_S
+
+
+def process_started_at(pid: int) -> float | None:
+    """When `pid` started, in seconds since the epoch (from /proc), or None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(line for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, StopIteration):
+        return None
+    # Field 22, counted after the command name in parentheses (which may hold spaces).
+    ticks = int(stat.rsplit(")", 1)[1].split()[19])
+    return int(boot.split()[1]) + ticks / os.sysconf("SC_CLK_TCK")
+
+
+class PidLock:
+    """The supervisor's pid file, held under an exclusive flock from before the first
+    service starts until the last one stopped: whoever holds it alone may start the
+    services of its state directory or stop what an earlier run left running."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        """Take the lock without waiting; whether it was free."""
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            try:
+                same = os.fstat(fd).st_ino == self.path.stat().st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                self._fd = fd
+                return True
+            os.close(fd)  # locked a file its holder removed as it let go: try the new one
+
+    def write_own_pid(self) -> None:
+        """Name this process in the file, for `status` and `down`."""
+        assert self._fd is not None, "write_own_pid without the lock"
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        """Remove the file and let go of the lock."""
+        if self._fd is None:
+            return
+        self.path.unlink(missing_ok=True)
+        os.close(self._fd)
+        self._fd = None

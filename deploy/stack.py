@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,14 @@ from deploy.access import StackAccess, write_private
 from deploy.errors import ServiceFailed
 from deploy.mosquitto import BrokerAuth, MosquittoBroker
 from deploy.postgres import PostgresServer, stop_orphan
-from deploy.process import ManagedProcess, RestartPolicy, as_user, read_pid, stop_pid
+from deploy.process import (
+    ManagedProcess,
+    PidLock,
+    RestartPolicy,
+    as_user,
+    read_pid,
+    stop_pid,
+)
 from deploy.settings import StackSettings
 from deploy.system import SERVICE_USER, Postgres
 from deploy.tls import Authority, ensure_authority
@@ -224,12 +232,15 @@ class LocalStack:
                                         *self.programs)}
         return services[name]
 
-    def restart(self, name: str) -> None:
+    def restart(self, name: str, abandon: Callable[[], bool] = lambda: False) -> None:
         """Start a service that exited again, as it was started; return once it is ready.
 
+        Args:
+            abandon: polled while a program gets ready; true gives its start up.
+
         Raises:
-            ServiceFailed: it exited again during start-up, or was not ready in time (it is
-                stopped then).
+            ServiceFailed: it exited again during start-up, was not ready in time or was
+                abandoned (it is stopped then).
         """
         process = self.service(name)
         try:
@@ -240,7 +251,7 @@ class LocalStack:
             else:
                 ready, timeout = self._readiness[name]
                 process.start()
-                process.wait_until(ready, timeout)
+                process.wait_until(ready, timeout, abandon)
         except ServiceFailed:
             process.stop(timeout=10)
             raise
@@ -299,21 +310,25 @@ async def supervise(stack: LocalStack, stop: asyncio.Event,
                     new_policy: Callable[[], RestartPolicy] = RestartPolicy) -> None:
     """Watch the stack's services until `stop` is set, and start each one that exits
     again after the delay its own policy (made by `new_policy`) sets; the database and
-    the broker before the programs that use them.
+    the broker before the programs that use them. A restart that fails counts as a crash.
 
     Raises:
         ServiceFailed: a service crashed as often as its policy allows; the caller stops
             the rest.
     """
     restarts = _Restarts(stack, new_policy)
-    while not stop.is_set():
-        restarts.notice_exits()
-        await restarts.run_due(stop)
-        try:
-            async with asyncio.timeout(0.25):
-                await stop.wait()
-        except TimeoutError:
-            pass
+    try:
+        while not stop.is_set():
+            restarts.collect_started()
+            restarts.notice_exits()
+            restarts.start_due()
+            try:
+                async with asyncio.timeout(0.25):
+                    await stop.wait()
+            except TimeoutError:
+                pass
+    finally:
+        await restarts.settle()
 
 
 # Restarted before the programs, which cannot start without them.
@@ -321,7 +336,8 @@ FOUNDATIONS = ("database", "broker")
 
 
 class _Restarts:
-    """The services waiting to be started again, and each one's crash history."""
+    """The services waiting to be started again, those being started (each in a thread,
+    so that a slow start leaves the others watched), and each one's crash history."""
 
     def __init__(self, stack: LocalStack, new_policy: Callable[[], RestartPolicy]) -> None:
         self.stack = stack
@@ -329,53 +345,81 @@ class _Restarts:
         self.policies: dict[str, RestartPolicy] = {}
         self.exited_at: dict[str, float] = {}
         self.due: dict[str, float] = {}
+        self.starting: dict[str, asyncio.Task[None]] = {}
+        self.abandon = threading.Event()
 
     def notice_exits(self) -> None:
         now = time.monotonic()
         for name in self.stack.exited():
-            if name in self.due:
+            if name in self.due or name in self.starting:
                 continue
             self.exited_at.setdefault(name, now)
-            process = self.stack.service(name)
-            policy = self.policies.setdefault(name, self.new_policy())
-            delay = policy.crashed(now)
-            if delay is None:
-                log.error("%s exited (%s), %d crashes within %.0f s; stopping the stack; "
-                          "see %s", name, process.exit_status(), policy.recent,
-                          policy.window_s, process.logfile,
-                          extra={"action": "service_given_up"})
-                raise ServiceFailed(f"{name} crashed {policy.recent} times within "
-                                    f"{policy.window_s:.0f} s; see {process.logfile}")
-            log.warning("%s exited (%s); restarting in %.1f s (crash %d within %.0f s; "
-                        "the stack stops at %d); see %s", name, process.exit_status(), delay,
-                        policy.recent, policy.window_s, policy.max_crashes, process.logfile,
-                        extra={"action": "service_exited"})
-            self.due[name] = now + delay
+            self._crashed(name, f"exited ({self.stack.service(name).exit_status()})", now)
 
-    async def run_due(self, stop: asyncio.Event) -> None:
+    def start_due(self) -> None:
+        now = time.monotonic()
         for name, when in list(self.due.items()):
-            if when > time.monotonic() or stop.is_set():
+            if when > now:
                 continue
-            if name not in FOUNDATIONS and any(f in self.due for f in FOUNDATIONS):
+            if name not in FOUNDATIONS and any(
+                    f in self.due or f in self.starting for f in FOUNDATIONS):
                 continue  # the programs need the database and the broker back first
             del self.due[name]
-            process = self.stack.service(name)
-            try:
-                await asyncio.to_thread(self.stack.restart, name)
-            except ServiceFailed as exc:  # counted as another crash on the next look
-                log.warning("%s did not come back: %s; see %s", name,
-                            str(exc).splitlines()[0].rstrip(":"), process.logfile,
-                            extra={"action": "service_restart_failed"})
+            self.starting[name] = asyncio.create_task(
+                asyncio.to_thread(self.stack.restart, name, self.abandon.is_set),
+                name=f"supervisor.restart_{name}")
+
+    def collect_started(self) -> None:
+        for name, task in list(self.starting.items()):
+            if not task.done():
                 continue
-            log.info("%s restarted (pid %s), %.1f s after it exited", name,
-                     self.stack.service(name).pid, time.monotonic() - self.exited_at.pop(name),
-                     extra={"action": "service_restarted"})
+            del self.starting[name]
+            failure = task.exception()
+            if isinstance(failure, ServiceFailed):
+                reason = str(failure).splitlines()[0].rstrip(":")
+                self._crashed(name, f"did not come back ({reason})", time.monotonic())
+            elif failure is not None:
+                raise failure
+            else:
+                self.policies[name].came_back()
+                log.info("%s restarted (pid %s), %.1f s after it exited", name,
+                         self.stack.service(name).pid,
+                         time.monotonic() - self.exited_at.pop(name),
+                         extra={"action": "service_restarted"})
+
+    async def settle(self) -> None:
+        """Abandon the starts under way and wait for their threads to end."""
+        self.abandon.set()
+        await asyncio.gather(*self.starting.values(), return_exceptions=True)
+        self.starting.clear()
+
+    def _crashed(self, name: str, how: str, now: float) -> None:
+        """Count a crash of `name`; plan its restart, or raise ServiceFailed: give up."""
+        process = self.stack.service(name)
+        policy = self.policies.setdefault(name, self.new_policy())
+        delay = policy.crashed(now)
+        if delay is None:
+            log.error("%s %s, %s; stopping the stack; see %s", name, how, policy.describe(),
+                      process.logfile, extra={"action": "service_given_up"})
+            raise ServiceFailed(f"{name} given up after {policy.describe()}; "
+                                f"see {process.logfile}")
+        log.warning("%s %s; restarting in %.1f s (crash %d within %.0f s; the stack stops "
+                    "at %d); see %s", name, how, delay, policy.recent, policy.window_s,
+                    policy.max_crashes, process.logfile, extra={"action": "service_exited"})
+        self.due[name] = now + delay
+
+
+def supervisor_lock(settings: StackSettings) -> PidLock:
+    """The lock on the state directory's supervisor pid file, which `up` holds from before
+    it stops or starts anything until the stack stopped."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return PidLock(settings.state_dir / SUPERVISOR_PID)
 
 
 def stop_orphans(settings: StackSettings, install: Postgres | None) -> list[str]:
     """Stop what a supervisor of this state directory that died (say by kill -9) left
-    running, so that a new one can start; what was stopped. Call it only when no
-    supervisor of the state directory runs."""
+    running, so that a new one can start; what was stopped. Call it only holding the
+    `supervisor_lock`."""
     stopped = _stop_leftovers(settings.state_dir, install)
     if stopped:
         log.warning("stopped what an earlier run in %s left running after its supervisor "

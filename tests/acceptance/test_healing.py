@@ -178,7 +178,8 @@ def test_a_service_that_keeps_crashing_stops_the_whole_stack(detached: Detached)
     code, found = detached.status()
     assert code == 3
     assert not any(c["running"] for c in found.values())
-    assert re.search(r"ingest exited \(.*\), 5 crashes within 120 s; stopping the stack",
+    assert re.search(r"ingest (exited|did not come back) \(.*\), 5 crashes within 120 s; "
+                     r"stopping the stack",
                      detached.supervisor_log())
     assert _running_under(detached.state_dir) == []
 
