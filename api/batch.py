@@ -22,7 +22,6 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,19 +30,21 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from api import audit, expand, principal
-from api.bodies import Aliases, Ref, draft, parse_json
-from api.errors import ApiError, BadRequest, FailedDependency
+from api.bodies import Aliases, Ref, parse_json
+from api.errors import ApiError, BadRequest, FailedDependency, PayloadTooLarge
 from api.operations import (
     Outcome,
-    TooManyObservations,
+    Planned,
     announce,
     base_url,
     check_observation_count,
+    count_inline,
     error_body,
     execute,
     in_transaction,
     make_chunks,
     media_type,
+    planned_observations,
 )
 from api.usage import sub_requests
 from api.writer import Writer
@@ -51,6 +52,10 @@ from core.notify import VERSION, Change
 
 MAX_REQUESTS = 1000
 METHODS = ("GET", "POST", "PATCH", "PUT", "DELETE")
+
+
+class TooManyRequestsInBatch(PayloadTooLarge):
+    """The batch holds more requests than one batch may; split it."""
 
 
 @dataclass
@@ -76,6 +81,7 @@ class Run:
     responses: list[dict[str, Any]] = field(default_factory=list)
     touched: list[tuple[str, int]] = field(default_factory=list)  # by committed writes
     writes: int = 0
+    bulk: set[str] = field(default_factory=set)  # ids of requests creating Observations inline
 
     @property
     def settings(self) -> Any:
@@ -88,10 +94,13 @@ async def handle(request: Request) -> JSONResponse:
     Observations, is a 413."""
     run = Run(request)
     parts = _parts(parse_json(await request.body()))
-    check_observation_count(sum(_observations(p) for p in parts),
+    planned = _planned(parts)
+    check_observation_count(sum(len(p) for p in planned.values()),
                             run.settings.max_observations_per_request, "the $batch")
-    await make_chunks(request.app.state.store.pool, _times(parts),
+    await make_chunks(request.app.state.store.pool,
+                      [o for p in planned.values() for o in p],
                       run.settings.write_lock_timeout_s, run.settings.max_chunks_per_request)
+    run.bulk = {p.id for p in parts if len(planned.get(p.id, ())) > _posted_alone(p)}
     with expand.reading_together(run.settings):  # its GETs share one request's limits
         for group, members_of in itertools.groupby(parts,
                                                    key=lambda p: p.group or f"\0{p.id}"):
@@ -119,7 +128,9 @@ async def _alone(run: Run, part: Part) -> None:
             pending.clear()
             return await _write(run, conn, part, pending)
 
-        outcome = await in_transaction(run.request.app.state.store.pool, attempt)
+        outcome = await in_transaction(
+            run.request.app.state.store.pool, attempt,
+            run.settings.write_lock_timeout_s if part.id in run.bulk else None)
         run.touched += pending
     except ApiError as exc:
         run.failed.add(part.id)
@@ -137,6 +148,7 @@ async def _atomic(run: Run, group: str, parts: list[Part]) -> None:
 
     async def attempt(conn: Any) -> None:
         nonlocal failure
+        failure = None
         outcomes.clear()
         pending.clear()
         run.made = dict(made)
@@ -155,13 +167,14 @@ async def _atomic(run: Run, group: str, parts: list[Part]) -> None:
     try:
         await in_transaction(run.request.app.state.store.pool, attempt,
                              run.settings.write_lock_timeout_s)
-    except ApiError:
-        assert failure is not None
+    except ApiError as exc:
+        # No part failed when the commit itself did (a lock it waited for): the last.
+        culprit, error = failure or (parts[-1], exc)
         run.made = made
         run.failed |= {group, *(p.id for p in parts)}
         for part in parts:
-            run.responses.append(_error(part, failure[1]) if part is failure[0] else _error(
-                part, FailedDependency(f"rolled back: request {failure[0].id!r} of "
+            run.responses.append(_error(part, error) if part is culprit else _error(
+                part, FailedDependency(f"rolled back: request {culprit.id!r} of "
                                        f"atomicity group {group!r} failed")))
         return
     run.touched += pending
@@ -216,10 +229,7 @@ def _path(run: Run, part: Part) -> str:
             raise BadRequest(f"request {part.id!r}: ${head} names no entity created before "
                              "it in this batch")
         return f"{run.made[head]}/{rest}" if rest else run.made[head]
-    split = urlsplit(url)
-    path = split.path.lstrip("/")
-    if path.startswith(f"{VERSION}/") or path == VERSION:
-        path = path[len(VERSION):].lstrip("/")
+    split, path = urlsplit(url), _plain_path(url)
     return f"{path}?{split.query}" if split.query else path
 
 
@@ -263,47 +273,42 @@ def _error(part: Part, exc: ApiError) -> dict[str, Any]:
     return response
 
 
-def _observations(part: Part) -> int:
-    """How many Observations a write of the batch creates at most: one POSTed to an
-    Observations collection, and those inline in its body (a Datastream's)."""
-    if part.method == "GET":
-        return 0
-    posted = part.method == "POST" and _OBSERVATIONS.search(part.url.split("?")[0])
-    return (1 if posted else 0) + _inline(part.body)
+def _planned(parts: list[Part]) -> dict[str, Planned]:
+    """The Observations each write of the batch creates (api.operations.planned_observations),
+    by request id; those in an entity an earlier request of the batch made, in no Datastream
+    known yet. A PATCH or PUT is counted by its "Observations" members (it is refused)."""
+    made: dict[str, str] = {}  # request id → entity set it creates in
 
+    def resolve(name: str, where: str) -> Ref:
+        if name not in made:
+            raise BadRequest(f"{where}: ${name} names no entity made before it")
+        return Ref(made[name], 0, where)
 
-def _inline(body: Any) -> int:
-    if isinstance(body, list):
-        return sum(_inline(item) for item in body)
-    if not isinstance(body, dict):
-        return 0
-    return sum((len(v) if k == "Observations" and isinstance(v, list) else 0) + _inline(v)
-               for k, v in body.items())
-
-
-def _times(parts: list[Part]) -> list[tuple[int, datetime]]:
-    """(Datastream, phenomenon time) of each Observation POSTed with both, by a Datastream's
-    url (`Datastreams(5)/Observations`) or a link in its body."""
-    times = []
+    planned: dict[str, Planned] = {}
     for part in parts:
-        if part.method != "POST" or not isinstance(part.body, dict):
-            continue
-        found = _OBSERVATIONS.search(part.url.split("?")[0])
-        if found is None:
-            continue
-        try:
-            observation = draft("Observations", part.body, part.id,
-                                implied="Datastream" if found[1] else None)
-        except ApiError:
-            continue  # answered when the request runs
-        link = observation.links.get("Datastream", [None])[0]
-        stream = int(found[1]) if found[1] else link.id if isinstance(link, Ref) else None
-        if stream is not None and observation.values.get("phenomenonTime"):
-            times.append((stream, observation.values["phenomenonTime"][0]))
-    return times
+        if part.method == "POST":
+            path, owner = _plain_path(part.url), None
+            if path.startswith("$"):
+                head, _, path = path[1:].partition("/")
+                owner = made.get(head, "")
+            planned[part.id] = planned_observations(path, part.body, resolve, owner)
+            made[part.id] = path.rsplit("/", 1)[-1].split("(")[0]
+        elif part.method != "GET":
+            planned[part.id] = [(None, None)] * count_inline(part.body)
+    return planned
 
 
-_OBSERVATIONS = re.compile(r"(?:Datastreams\((\d+)\)/)?Observations$")
+def _posted_alone(part: Part) -> int:
+    """1 for a POST of one Observation: that is no bulk write."""
+    return 1 if part.method == "POST" and _plain_path(part.url).endswith("Observations") else 0
+
+
+def _plain_path(url: str) -> str:
+    """A url of the batch as a path below /v1.1, without its query."""
+    path = urlsplit(url).path.lstrip("/")
+    if path.startswith(f"{VERSION}/") or path == VERSION:
+        path = path[len(VERSION):].lstrip("/")
+    return path
 
 
 def _parts(body: Any) -> list[Part]:
@@ -313,7 +318,7 @@ def _parts(body: Any) -> list[Part]:
     if set(body) - {"requests"}:
         raise BadRequest(f"unknown member {sorted(set(body) - {'requests'})[0]!r} of the batch")
     if len(body["requests"]) > MAX_REQUESTS:
-        raise TooManyObservations(f"a batch holds at most {MAX_REQUESTS} requests; this one "
+        raise TooManyRequestsInBatch(f"a batch holds at most {MAX_REQUESTS} requests; this one "
                                   f"holds {len(body['requests'])}: split it")
     parts: list[Part] = []
     for i, raw in enumerate(body["requests"]):

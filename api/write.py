@@ -22,10 +22,14 @@ from api.operations import (
     JSON,
     JSON_PATCH,
     Outcome,
+    Planned,
     announce,
     base_url,
+    check_observation_count,
     execute,
+    make_chunks,
     media_type,
+    planned_observations,
     write_audited,
 )
 from api.writer import Writer
@@ -44,16 +48,36 @@ async def write(path: str, request: Request) -> Response:
         payload = None
         if request.method != "DELETE" and content_type in (JSON, JSON_PATCH):
             payload = parse_json(await request.body())
+        lock_timeout_s = None
+        if request.method == "POST" and content_type == JSON:
+            lock_timeout_s = await _prepare_deep_insert(request, path, payload)
 
         async def work(writer: Writer) -> Outcome:
             return await execute(writer, request.method, path, payload, content_type)
 
-        outcome = await write_audited(pool, base_url(request), "http", action, target, work)
+        outcome = await write_audited(pool, base_url(request), "http", action, target, work,
+                                      lock_timeout_s)
     except ApiError as exc:
         await audit.record_refusal(pool, who, "http", action, target, exc.status)
         raise
     await announce(request, outcome.changes)
     return outcome.response()
+
+
+async def _prepare_deep_insert(request: Request, path: str, payload: object) -> float | None:
+    """For a POST that creates Observations inline in another entity (a Datastream with
+    its Observations): their count and chunks checked and the chunks made ahead, as for
+    CreateObservations; the lock timeout its transaction takes. None for any other POST,
+    an Observation alone included."""
+    planned: Planned = planned_observations(path, payload)
+    if len(planned) <= (1 if path.rsplit("/", 1)[-1] == "Observations" else 0):
+        return None
+    settings = request.app.state.settings
+    check_observation_count(len(planned), settings.max_observations_per_request,
+                            "the request")
+    await make_chunks(request.app.state.store.pool, planned, settings.write_lock_timeout_s,
+                      settings.max_chunks_per_request)
+    return float(settings.write_lock_timeout_s)
 
 
 router.add_api_route("/CreateObservations", create_observations.handle, methods=["POST"],

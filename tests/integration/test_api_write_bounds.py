@@ -1,6 +1,7 @@
-"""Large HTTP writes are bounded and never stall ingest: CreateObservations and $batch over
-their limits answer 413, the largest allowed request succeeds, and ingest's batches keep
-committing while a big write creates a new chunk of the hypertable."""
+"""Large HTTP writes are bounded and never stall ingest: CreateObservations, $batch and deep
+inserts (Observations inline in another entity) over their limits answer 413, the largest
+allowed request succeeds, and ingest's batches keep committing while a big write creates a
+new chunk of the hypertable."""
 
 from __future__ import annotations
 
@@ -13,12 +14,25 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import pytest
 
+from api.operations import make_chunks
 from core.database import connect
+from core.queries import query
 from ingest.mapping import Mapped
 from ingest.writer import BatchWriter
-from tests.integration.writes import Api, batch_request, new_datastream, running_api
+from tests.integration.writes import (
+    POINT,
+    Api,
+    batch_request,
+    datastream,
+    new_datastream,
+    observed_property,
+    running_api,
+    sensor,
+    thing,
+)
 
 PAST = datetime(2025, 3, 3, tzinfo=UTC)  # a month no chunk covers yet
 LIMIT = 10_000  # max_observations_per_request by default
@@ -76,6 +90,24 @@ def data_array(stream: int, rows: int, start: datetime = PAST) -> list[dict[str,
     return [{"Datastream": {"@iot.id": stream}, "components": ["phenomenonTime", "result"],
              "dataArray": [[(start + timedelta(seconds=i)).isoformat(), float(i)]
                            for i in range(rows)]}]
+
+
+def observations(count: int, step: timedelta = timedelta(seconds=1),
+                 **links: Any) -> list[dict[str, Any]]:
+    """`count` Observations inline, from PAST on, `step` apart."""
+    return [{"phenomenonTime": (PAST + i * step).isoformat(), "result": float(i), **links}
+            for i in range(count)]
+
+
+def feature(**links: Any) -> dict[str, Any]:
+    return {"name": "Odenplan", "description": "Where the mast stands",
+            "encodingType": "application/geo+json", "feature": POINT, **links}
+
+
+def new_thing_with(inline: list[dict[str, Any]]) -> dict[str, Any]:
+    """A new Thing with a new Datastream holding the Observations `inline`."""
+    return thing(Datastreams=[datastream(Sensor=sensor(), ObservedProperty=observed_property(),
+                                         Observations=inline)])
 
 
 async def _ingest_streams(db: Any) -> list[int]:
@@ -224,3 +256,92 @@ async def test_a_big_write_that_cannot_make_its_chunk_soon_is_a_503_to_retry(
     assert response.headers["retry-after"] == "5"
     assert response.json()["code"] == "busy"
     assert await fleet_db.fetchval("SELECT count(*) FROM observations") == 0
+
+
+async def test_a_deep_insert_past_the_limit_of_observations_is_a_413(
+    api: Api, fleet_db: Any
+) -> None:
+    response = await api.client.post("/v1.1/Things",
+                                     json=new_thing_with(observations(LIMIT + 1)))
+    assert response.status_code == 413
+    assert response.json()["message"] == (
+        f"the request holds {LIMIT + 1} Observations; at most {LIMIT} are taken in one "
+        f"request: split it into requests of at most {LIMIT}")
+    assert await fleet_db.fetchval("SELECT count(*) FROM observations") == 0
+
+
+async def test_a_deep_insert_into_a_new_datastream_over_too_many_chunks_is_a_413(
+    api: Api, fleet_db: Any
+) -> None:
+    inline = observations(CHUNKS + 1, step=timedelta(weeks=1))
+    response = await api.client.post("/v1.1/Things", json=new_thing_with(inline))
+    assert response.status_code == 413
+    assert response.json()["message"].startswith(f"the Observations fall in {CHUNKS + 1} chunks")
+    response = await api.client.post("/v1.1/$batch", json={"requests": [
+        batch_request("1", "post", "Things", new_thing_with(inline))]})
+    assert response.status_code == 413
+    assert await fleet_db.fetchval("SELECT count(*) FROM observations") == 0
+
+
+async def test_a_batch_of_more_requests_than_allowed_says_so_not_observations(api: Api) -> None:
+    response = await api.client.post("/v1.1/$batch", json={"requests": [
+        batch_request(str(i), "get", "Things") for i in range(1001)]})
+    assert response.status_code == 413
+    assert response.json() == {"code": "payload_too_large", "message":
+                               "a batch holds at most 1000 requests; this one holds 1001: "
+                               "split it"}
+
+
+async def test_ingest_keeps_committing_while_a_big_deep_insert_makes_a_new_chunk(
+    api: Api, fleet_db: Any, db_url: str
+) -> None:
+    stream = (await new_datastream(api))["@iot.id"]
+    body = feature(Observations=observations(ROWS, Datastream={"@iot.id": stream}))
+    response, took, gap, batches = await measured(
+        api, fleet_db, db_url, None, "/v1.1/FeaturesOfInterest", body)
+    print(f"\nFeatureOfInterest with {ROWS} Observations: {response.status_code} in "
+          f"{took:.2f} s; ingest committed {batches} batches in its second half, longest "
+          f"stall {gap:.2f} s")
+    assert response.status_code == 201, response.text[:300]
+    assert batches >= 1
+    assert await fleet_db.fetchval(
+        "SELECT count(*) FROM observations WHERE datastream_id = $1", stream) == ROWS
+
+
+async def test_a_write_that_waits_too_long_for_its_datastream_is_a_503_not_a_500(
+    api: Api, fleet_db: Any, db_url: str
+) -> None:
+    stream = (await new_datastream(api))["@iot.id"]
+    await api.post("/v1.1/CreateObservations", data_array(stream, 1))  # the chunk exists
+    rival = await connect(db_url)
+    try:
+        # Holds the Datastream's row: the rows go in, its summary waits (writer.finish).
+        async with rival.transaction():
+            await rival.execute("UPDATE datastreams SET name = name WHERE id = $1", stream)
+            response = await api.client.post(
+                "/v1.1/CreateObservations",
+                json=data_array(stream, 100, PAST + timedelta(minutes=5)))
+    finally:
+        await rival.close()
+    assert response.status_code == 503, response.text
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["code"] == "busy"
+    assert await fleet_db.fetchval("SELECT count(*) FROM observations") == 1
+
+
+async def test_chunks_are_made_past_a_refused_probe_and_the_rounds_end(
+    fleet_db: Any, db_url: str
+) -> None:
+    stream = await fleet_db.fetchval("SELECT min(id) FROM datastreams")
+    later = PAST + timedelta(weeks=10)
+    pool = await asyncpg.create_pool(db_url, min_size=1, max_size=1)
+    try:
+        async with asyncio.timeout(10):
+            # No Datastream 0: its probe is refused, and so is each time after it.
+            await make_chunks(pool, [(0, PAST), (0, PAST + timedelta(hours=1)),
+                                     (stream, later)], 2.0, CHUNKS)
+    finally:
+        await pool.close()
+    without = await fleet_db.fetch(query("api_write", "times_without_chunk"),
+                                   [PAST, later])
+    assert [r["t"] for r in without] == [PAST]
