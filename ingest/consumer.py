@@ -35,7 +35,7 @@ from core.database import connect
 from core.pacing import jittered
 from core.usage import OwnerTally
 from ingest.batch import Batch
-from ingest.mapping import Reject, Rules, map_message, sender
+from ingest.mapping import Reject, Rules, map_message, sender_device
 from ingest.metrics import IngestMetrics
 from ingest.mqtt import BufferedClient, LoopDriver
 from ingest.notifications import ObservationAnnouncer
@@ -211,12 +211,11 @@ class Consumer:
         # The broker keeps a retained message and sends it again on every subscription,
         # where a relative time resolves anew: it is never a reading. The stack's broker
         # refuses them on these topics; another broker may not.
-        who = sender(topic)
-        device = who[1] if who is not None and who[0] == "devices" else None
         batch.mapped.reject(whole(topic, payload, "retained", "published with the retain "
                                   "flag; a retained message is sent again on every "
                                   "subscription, so it is not taken as a reading",
-                                  time.time(), device, self.rules.reject_payload_bytes),
+                                  time.time(), sender_device(topic),
+                                  self.rules.reject_payload_bytes),
                             self.rules.budget)
 
     def _disconnect(self) -> None:
@@ -294,7 +293,8 @@ class Consumer:
                 writer = await self._connected_writer()
                 started = time.monotonic()
                 if isolate:
-                    stored, refused = await writer.write_row_by_row(batch.mapped)
+                    stored, refused = await writer.write_row_by_row(batch.mapped,
+                                                                    self.rules.budget)
                 else:
                     stored = await writer.write(batch.mapped)
                 break
@@ -327,12 +327,13 @@ class Consumer:
         self.metrics.lag_seconds.observe(batch.age())
         self.metrics.batch_rows.observe(batch.rows)
         self.metrics.stored.inc(stored)
-        self.metrics.duplicates.inc(batch.rows - len(refused) - stored)
-        for code, n in (batch.mapped.refused_by_code() + Counter(r.code for r in refused)).items():
+        refused_rows = sum(r.records for r in refused)
+        self.metrics.duplicates.inc(batch.rows - refused_rows - stored)
+        for code, n in (batch.mapped.refused_by_code() + Counter(database=refused_rows)).items():
             self.metrics.rejected.labels(code).inc(n)
         self.metrics.over_budget.inc(sum(s.messages for s in batch.mapped.over_budget.values()))
         log.debug("flushed %d rows (%d new), %d rejects, %d messages", batch.rows, stored,
-                  len(batch.mapped.rejects) + len(refused), batch.messages,
+                  len(batch.mapped.rejects) + refused_rows, batch.messages,
                   extra={"action": "batch_flushed"})
 
     def _announce(self, stored: Stored | None) -> None:

@@ -12,7 +12,8 @@ from core import senml
 from ingest.registry import Registry, Target
 from ingest.rejects import PAYLOAD_BYTES, OverBudget, Refusals, Reject, RejectBudget, whole
 
-__all__ = ["Mapped", "Reject", "Rules", "map_message", "sender"]
+__all__ = ["Mapped", "Origin", "Reject", "Rules", "map_message", "sender", "sender_device",
+           "sender_gateway"]
 
 DEVICE_PREFIX = "urn:dev:"
 
@@ -26,6 +27,15 @@ class Rules:
     max_future_s: float = 300.0
     reject_payload_bytes: int = PAYLOAD_BYTES
     budget: RejectBudget = field(default_factory=RejectBudget, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """The message the rows of a batch from `first_row` on came from (up to the next)."""
+
+    first_row: int
+    topic: str
+    device_id: str | None
 
 
 @dataclass(slots=True)
@@ -42,6 +52,8 @@ class Mapped:
     rejects: list[Reject] = field(default_factory=list)
     # Rejects past their sender's budget, counted by (topic, window).
     over_budget: dict[tuple[str, float], OverBudget] = field(default_factory=dict)
+    # The message of each row: the rows from each origin's first_row, in order.
+    origins: list[Origin] = field(default_factory=list)
     reject_bytes: int = 0  # what `rejects` hold, roughly
     only_numbers: bool = True  # every row's result is in `numbers`
 
@@ -54,10 +66,8 @@ class Mapped:
         window = budget.window_of(reject.received)
         summary = self.over_budget.get((reject.topic, window))
         if summary is None:
-            device = sender(reject.topic)
             summary = self.over_budget[reject.topic, window] = OverBudget(
-                reject.topic, window, device[1] if device and device[0] == "devices" else None,
-                budget.reason())
+                reject.topic, window, sender_device(reject.topic), budget.reason())
         summary.count(reject)
 
     def refused_by_code(self) -> Counter[str]:
@@ -90,6 +100,18 @@ def sender(topic: str) -> tuple[str, str] | None:
     if len(parts) < 3 or parts[-1] != "senml" or parts[-3] not in ("devices", "gateways"):
         return None
     return parts[-3], parts[-2]
+
+
+def sender_device(topic: str) -> str | None:
+    """The device id of a device topic (devices/{id}/senml), else None."""
+    who = sender(topic)
+    return who[1] if who is not None and who[0] == "devices" else None
+
+
+def sender_gateway(topic: str) -> str | None:
+    """The gateway id of a gateway topic (gateways/{id}/senml), else None."""
+    who = sender(topic)
+    return who[1] if who is not None and who[0] == "gateways" else None
 
 
 def map_message(
@@ -132,7 +154,10 @@ def map_message(
         out.reject(whole(topic, payload, "empty_pack", "the pack has no records", received,
                          publisher, rules.reject_payload_bytes), rules.budget)
         return
+    first_row = len(out.times)
     refusals = _map_records(records, kind, sender_id, received, registry, rules, out)
+    if len(out.times) > first_row:
+        out.origins.append(Origin(first_row, topic, publisher))
     if refusals is not None:
         out.reject(refusals.reject(topic, payload, received, publisher,
                                    rules.reject_payload_bytes), rules.budget)

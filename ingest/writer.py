@@ -16,6 +16,7 @@ a batch with readings stored before asks the database which rows this transactio
 
 from __future__ import annotations
 
+import bisect
 import json
 import time
 from collections import Counter
@@ -28,7 +29,8 @@ import asyncpg
 
 from core import usage
 from core.queries import query
-from ingest.mapping import Mapped, Reject, sender
+from ingest.mapping import Mapped, Reject, sender_device, sender_gateway
+from ingest.rejects import PAYLOAD_BYTES, OverBudget, Refusals, RejectBudget, merged
 
 # Errors that mean a row of the batch is unacceptable to the database, not that the
 # database is away.
@@ -93,7 +95,7 @@ class BatchWriter:
                     else:
                         await self._extend(mapped.times, mapped.datastreams, mapped.features)
                 await self._rejects(mapped.rejects, meter)
-                await self._over_budget(mapped, meter)
+                await self._over_budget(list(mapped.over_budget.values()), meter)
                 await self._meter(meter, published, await self._new_per_stream(mapped, stored))
         except BaseException:
             self.published.restore(published)
@@ -110,11 +112,17 @@ class BatchWriter:
             self.published.restore(published)
             raise
 
-    async def write_row_by_row(self, mapped: Mapped) -> tuple[Stored, list[Reject]]:
-        """Commit the batch one row per savepoint; a row the database refuses becomes a
-        reject with the database's reason. What was newly stored, and those rejects."""
+    async def write_row_by_row(self, mapped: Mapped, budget: RejectBudget | None = None
+                               ) -> tuple[Stored, list[Reject]]:
+        """Commit the batch one row per savepoint. The rows the database refuses are
+        rejected like refused records: one reject per message counting them, within its
+        sender's `budget` (past it, counted into the sender's over_budget row).
+
+        Returns:
+            What was newly stored, and the rejects of the refused rows, kept or counted.
+        """
         stored = Stored(0)
-        refused: list[Reject] = []
+        refused: list[tuple[int, Exception]] = []
         insert = query("ingest", "insert_observation")
         meter = usage.UsageMeter()
         new_rows: list[Any] = []
@@ -125,24 +133,31 @@ class BatchWriter:
                 stored.count = len(new_rows)
                 if self.returning:
                     stored.rows = new_rows
-                await self._rejects([*mapped.rejects, *refused], meter)
-                await self._over_budget(mapped, meter)
+                rejects = _refused_rows(mapped, refused)
+                # A copy: a retried write must not count these into `mapped` twice.
+                extra, budget = Mapped(), budget or RejectBudget()
+                for reject in rejects:
+                    extra.reject(reject, budget)
+                await self._rejects([*mapped.rejects, *extra.rejects], meter)
+                await self._over_budget(merged(mapped.over_budget, extra.over_budget), meter)
                 await self._meter(meter, published, Counter(row[1] for row in new_rows))
         except BaseException:
             self.published.restore(published)
             raise
-        return stored, refused
+        return stored, rejects
 
-    async def _rows_one_by_one(self, mapped: Mapped, insert: str, refused: list[Reject],
+    async def _rows_one_by_one(self, mapped: Mapped, insert: str,
+                               refused: list[tuple[int, Exception]],
                                new_rows: list[Any]) -> None:
         kept: list[tuple[Any, ...]] = []
-        for row in zip(mapped.times, mapped.datastreams, mapped.features, mapped.numbers,
-                       mapped.integers, mapped.strings, mapped.booleans, strict=True):
+        rows = zip(mapped.times, mapped.datastreams, mapped.features, mapped.numbers,
+                   mapped.integers, mapped.strings, mapped.booleans, strict=True)
+        for index, row in enumerate(rows):
             try:
                 async with self.conn.transaction():
                     new = await self.conn.fetchrow(insert, *row)
             except REFUSED_ROW_ERRORS as exc:
-                refused.append(_refused_row(row, exc))
+                refused.append((index, exc))
                 continue
             kept.append(row)
             if new is not None:
@@ -232,10 +247,8 @@ class BatchWriter:
     async def _rejects(self, r: list[Reject], meter: usage.UsageMeter) -> None:
         if not r:
             return
-        senders = [sender(x.topic) for x in r]
-        devices = [x.device_id or (s[1] if s and s[0] == "devices" else None)
-                   for x, s in zip(r, senders, strict=True)]
-        gateways = [s[1] if s and s[0] == "gateways" else None for s in senders]
+        devices = [x.device_id or sender_device(x.topic) for x in r]
+        gateways = [sender_gateway(x.topic) for x in r]
         await self._meter_rejects(meter, devices, gateways, [x.records for x in r])
         await self.conn.execute(
             query("ingest", "insert_rejects"),
@@ -246,14 +259,13 @@ class BatchWriter:
             [x.payload_bytes for x in r],
         )
 
-    async def _over_budget(self, mapped: Mapped, meter: usage.UsageMeter) -> None:
+    async def _over_budget(self, summaries: list[OverBudget],
+                           meter: usage.UsageMeter) -> None:
         """Count the rejects past their senders' budget into one row per sender and window
         (each batch adds to it), and meter them like any other."""
-        summaries = list(mapped.over_budget.values())
         if not summaries:
             return
-        senders = [sender(x.topic) for x in summaries]
-        gateways = [s[1] if s and s[0] == "gateways" else None for s in senders]
+        gateways = [sender_gateway(x.topic) for x in summaries]
         await self._meter_rejects(meter, [x.device_id for x in summaries], gateways,
                                   [x.records for x in summaries])
         await self.conn.execute(
@@ -275,9 +287,31 @@ def _row_count(status: str) -> int:
     return int(status.rsplit(" ", 1)[1])
 
 
-def _refused_row(row: tuple[Any, ...], exc: Exception) -> Reject:
-    at, datastream, _feature, *results = row
+def _refused_rows(mapped: Mapped, refused: list[tuple[int, Exception]]) -> list[Reject]:
+    """One reject per message for the rows of it the database refused (rows of no known
+    message, one for them all); its payload is those readings as JSON, cut."""
+    starts = [origin.first_row for origin in mapped.origins]
+    groups: dict[int, tuple[Refusals, list[bytes]]] = {}
+    for index, exc in refused:
+        message = bisect.bisect_right(starts, index) - 1
+        row = (mapped.times[index], mapped.datastreams[index], mapped.numbers[index],
+               mapped.integers[index], mapped.strings[index], mapped.booleans[index])
+        reading = _reading(row)
+        refusals, readings = groups.setdefault(message, (Refusals(), []))
+        device = mapped.origins[message].device_id if message >= 0 else None
+        refusals.add(None, "database", f"database refused the reading: {exc}", device,
+                     reading)
+        readings.append(reading)
+    now = time.time()
+    rejects = []
+    for message, (refusals, readings) in groups.items():
+        topic = mapped.origins[message].topic if message >= 0 else ""
+        payload = b"[" + b",".join(readings) + b"]"
+        rejects.append(refusals.reject(topic, payload, now, None, PAYLOAD_BYTES))
+    return rejects
+
+
+def _reading(row: tuple[Any, ...]) -> bytes:
+    at, datastream, *results = row
     value = next((v for v in results if v is not None), None)
-    payload = json.dumps({"datastream": datastream, "t": at, "value": value})
-    return Reject("", payload.encode(), "database", f"database refused the reading: {exc}",
-                  time.time())
+    return json.dumps({"datastream": datastream, "t": at, "value": value}).encode()
