@@ -75,14 +75,20 @@ async def _true(value: bool) -> bool:
     return value
 
 
-@pytest.fixture(scope="module")
-async def secure(postgres_install: Postgres) -> AsyncIterator[SecureStack]:
-    state = temporary_state_dir("stadspuls-test-")
-    settings = StackSettings(
-        state_dir=state, db_port=free_port(), mqtt_port=free_port(),
-        mqtt_tls_port=free_port(), mqtt_mtls_port=free_port(),
+def authenticated_settings() -> StackSettings:
+    """A stack's settings as `up` has them (authentication on), on free ports in a
+    temporary state directory."""
+    return StackSettings(
+        state_dir=temporary_state_dir("stadspuls-test-"), db_port=free_port(),
+        mqtt_port=free_port(), mqtt_tls_port=free_port(), mqtt_mtls_port=free_port(),
         ingest_metrics_port=free_port(), api_port=free_port(),
     )
+
+
+@pytest.fixture(scope="module")
+async def secure(postgres_install: Postgres) -> AsyncIterator[SecureStack]:
+    settings = authenticated_settings()
+    state = settings.state_dir
     local = LocalStack(settings, postgres_install)
     await local.start()
     # As `up` runs it, but rendering every 2 s rather than 30 s, so that a key's expiry

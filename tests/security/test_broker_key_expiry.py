@@ -14,14 +14,12 @@ import aiomqtt
 import pytest
 
 from core.database import connect
-from deploy.ports import free_port
-from deploy.settings import StackSettings
-from deploy.stack import LocalStack, temporary_state_dir
+from deploy.stack import LocalStack
 from deploy.system import Postgres
 from devices.broker_access import SYNC_EVERY_S
 from devices.fleet import stockholm
 from tests.integration.conftest import eventually
-from tests.security.conftest import api_key
+from tests.security.conftest import api_key, authenticated_settings
 
 # Far less than the sync's period: only a render at the expiry itself drops the key so soon.
 WITHIN_S = 10.0
@@ -29,12 +27,8 @@ WITHIN_S = 10.0
 
 @pytest.fixture(scope="module")
 async def stack(postgres_install: Postgres) -> AsyncIterator[LocalStack]:
-    state = temporary_state_dir("stadspuls-test-")
-    settings = StackSettings(
-        state_dir=state, db_port=free_port(), mqtt_port=free_port(),
-        mqtt_tls_port=free_port(), mqtt_mtls_port=free_port(),
-        ingest_metrics_port=free_port(), api_port=free_port(),
-    )
+    settings = authenticated_settings()
+    state = settings.state_dir
     local = LocalStack(settings, postgres_install)
     await local.start()
     sync = local.access_sync()
