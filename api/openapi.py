@@ -30,8 +30,8 @@ _OPTIONS = [
      "phenomenonTime ge 2026-10-01T00:00:00Z`"),
     ("$expand", "string", "related entities inline, nested with their own options, e.g. "
      "`Datastreams($expand=Observations($top=1;$orderby=phenomenonTime desc))`"),
-    ("$select", "string", "comma-separated properties to return"),
-    ("$orderby", "string", "comma-separated properties, each `asc` or `desc`"),
+    ("$select", "string", "comma-separated properties to return; `@iot.id` or `id` for the id"),
+    ("$orderby", "string", "comma-separated properties, each `asc` or `desc` in any case"),
     ("$top", "integer", "page size"),
     ("$skip", "integer", "entities to skip"),
     ("$skiptoken", "string", "where the next page of Observations starts; taken from "
