@@ -64,14 +64,18 @@ async def test_the_same_message_published_twice_lands_once(
     await publisher.device(HORNSGATAN, pack(no2=23.4))
     await publisher.device(HORNSGATAN, pack(no2=(24.0, T0 + 60)))
     await wait_rows(fleet_db, 2)
-    await eventually(lambda: _counted(ingest, 3))
+    await settled(ingest, 3)
     assert await observations(fleet_db) == [(T0, 23.4), (T0 + 60, 24.0)]
     assert metric(ingest, "records_duplicate_total") == 1
 
 
-async def _counted(consumer: Consumer, messages: int) -> bool:
-    return bool(metric(consumer, "messages_received_total") >= messages
+async def settled(consumer: Consumer, messages: int, within: float = 60) -> None:
+    """Wait until the consumer has received `messages` and acknowledged every one."""
+    async def done() -> bool:
+        return (metric(consumer, "messages_received_total") >= messages
                 and metric(consumer, "unacknowledged_messages") == 0)
+
+    await eventually(done, within=within)
 
 
 async def test_a_gateway_pack_lands_for_each_device_behind_it(

@@ -15,20 +15,13 @@ from simulators.faults import FaultRates
 from simulators.publisher import Publisher as FleetPublisher
 from simulators.runner import Period, run
 from simulators.simulation import Message, Simulation
-from tests.integration.conftest import Publisher, eventually, metric
+from tests.integration.conftest import Publisher, eventually
+from tests.integration.test_ingest import settled
 from tests.plausible import outside, ranges_by_name, readings
 
 HORNSGATAN = "aq-hornsgatan-108"
 T0 = 1_790_000_000.0
 OCT_1_0800 = 1_790_834_400  # 2026-10-01 08:00 Stockholm time
-
-
-async def settled(consumer: Consumer, messages: int) -> None:
-    async def done() -> bool:
-        return (metric(consumer, "messages_received_total") >= messages
-                and metric(consumer, "unacknowledged_messages") == 0)
-
-    await eventually(done, within=60)
 
 
 async def test_a_negative_count_a_pressure_of_minus_5000_and_250_percent_are_refused(

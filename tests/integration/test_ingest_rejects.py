@@ -15,6 +15,7 @@ from ingest.mapping import Rules
 from ingest.registry import RegistryWatch
 from ingest.rejects import PAYLOAD_BYTES, REASON_BYTES, RECORD_BYTES, ROW_BYTES, RejectBudget
 from tests.integration.conftest import Publisher, eventually, metric
+from tests.integration.test_ingest import settled
 from tests.reject_flood import flood_payload
 
 FLOODER = "aq-hornsgatan-108"
@@ -33,14 +34,6 @@ async def count(db: Any, sql: str) -> int:
 
 async def refused_records(db: Any) -> int:
     return await count(db, "SELECT sum(records) FROM rejected_messages")
-
-
-async def settled(consumer: Consumer, messages: int) -> None:
-    async def done() -> bool:
-        return (metric(consumer, "messages_received_total") >= messages
-                and metric(consumer, "unacknowledged_messages") == 0)
-
-    await eventually(done, within=60)
 
 
 async def test_a_pack_of_7500_nameless_records_leaves_one_row_that_counts_them(
