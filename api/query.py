@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from api.entities import EntityType
 from api.errors import BadRequest, NotImplementedOption
-from api.odata import IOT_ID, UNSUPPORTED, ODataError, parse_filter, parse_orderby
+from api.odata import UNSUPPORTED, ODataError, parse_filter, parse_orderby, property_name
 from api.store import Options
 
 T = TypeVar("T")
@@ -79,7 +79,7 @@ def _select(raw: str | None, entity: EntityType) -> list[str] | None:
         return None
     names: list[str] = []
     for written in (n.strip() for n in raw.split(",")):
-        name = "id" if written == IOT_ID else written
+        name = property_name(written)
         if name != "id" and name not in entity.props and name not in entity.navs:
             raise BadRequest(f"$select: {entity.name} has no property {written!r}")
         if name not in names:

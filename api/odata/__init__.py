@@ -11,7 +11,7 @@ no tables; a ``Resolver`` supplied by the caller says what each property path me
 ``position`` into the option's text.
 """
 
-from api.odata.compiler import IOT_ID, CompiledSql, compile_filter
+from api.odata.compiler import CompiledSql, compile_filter, property_name
 from api.odata.errors import FilterError, ODataError, QueryOptionError, UnsupportedOption
 from api.odata.options import (
     MAX_EXPAND_DEPTH,
@@ -26,7 +26,6 @@ from api.odata.parser import parse_filter
 from api.odata.resolver import Collection, Column, ColumnType, Resolver
 
 __all__ = [
-    "IOT_ID",
     "MAX_EXPAND_DEPTH",
     "UNSUPPORTED",
     "Collection",
@@ -47,5 +46,6 @@ __all__ = [
     "parse_filter",
     "parse_orderby",
     "parse_select",
+    "property_name",
     "split_top_level",
 ]

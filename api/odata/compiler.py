@@ -215,8 +215,8 @@ class ExpressionCompiler:
             raise FilterError(f"'{head}' stands for a member of a collection; name one of "
                               f"its properties, as in {head}/name", node.position)
         resolver = self._resolver_of(head)
-        # "@iot.id" is the SensorThings name of "id"; keys inside JSON stay as written.
-        names = tuple("id" if segment == IOT_ID else segment for segment in path)
+        # Keys inside JSON stay as written: only a property is renamed.
+        names = tuple(property_name(segment) for segment in path)
         try:
             column = resolver.resolve(names, node.position)
         except FilterError as unknown:
@@ -292,6 +292,12 @@ class ExpressionCompiler:
         else:
             text = f"({left.text} {_OPERATORS[node.op]} {right.text})"
         return Sql(text, "integer" if integral else "number", node.position)
+
+
+def property_name(written: str) -> str:
+    """The name of a property as a request writes it: `@iot.id`, SensorThings' name of
+    the id, is `id`; every other name is itself."""
+    return "id" if written == IOT_ID else written
 
 
 def _try_resolve(resolver: Resolver, path: tuple[str, ...], position: int) -> Column | None:
