@@ -15,8 +15,11 @@
  * carry any property its client put in it. A published message that already carries the
  * property is refused as not authorised (PUBACK 135 to an MQTT 5 client). Every message of
  * a logged-in client is named, the platform's own notifications too: a property a client
- * can send never exempts a message. deploy/mosquitto.py compiles it and names it, with
- * the secret, in each listener.
+ * can send never exempts a message from naming. A message carrying the user property
+ * `stadspuls-notification` is named without a signature (`<username>` alone): the API
+ * passes such messages over whoever sent them, and only it can check a signature, so
+ * the HMAC would be spent on every notification for nobody. deploy/mosquitto.py compiles
+ * it and names it, with the secret, in each listener.
  *
  * It also guards two things the password and ACL files cannot say:
  *
@@ -47,6 +50,7 @@
 #include <mqtt_protocol.h>
 
 #define PUBLISHER "stadspuls-publisher"
+#define NOTIFICATION "stadspuls-notification"
 #define SECRET_OPTION "secret"
 #define SERVICES_OPTION "services"
 #define MAX_SERVICES 16
@@ -63,23 +67,26 @@ struct publisher {
 	int service_count;
 };
 
-static bool has_user_property(const mosquitto_property *list, const char *wanted)
+/* Whether `list` holds the user properties `stadspuls-publisher` and
+ * `stadspuls-notification`, in one walk of it. */
+static void user_properties(const mosquitto_property *list, bool *publisher,
+		bool *notification)
 {
 	const mosquitto_property *at = list;
 	char *name = NULL;
 	char *value = NULL;
-	bool found = false;
 
-	while(!found && (at = mosquitto_property_read_string_pair(
+	*publisher = *notification = false;
+	while(!*publisher && (at = mosquitto_property_read_string_pair(
 			at, MQTT_PROP_USER_PROPERTY, &name, &value, false)) != NULL){
-		found = strcmp(name, wanted) == 0;
+		*publisher = strcmp(name, PUBLISHER) == 0;
+		*notification = *notification || strcmp(name, NOTIFICATION) == 0;
 		mosquitto_free(name);
 		mosquitto_free(value);
 		name = NULL;
 		value = NULL;
 		at = mosquitto_property_next(at);
 	}
-	return found;
 }
 
 /* `<username>;<mac in hex>` into a new string, or NULL. */
@@ -119,6 +126,8 @@ static int on_message(int event, void *event_data, void *userdata)
 	const struct publisher *self = userdata;
 	const char *username = mosquitto_client_username(message->client);
 	char *value;
+	bool claims_publisher;
+	bool notification;
 	int rc;
 
 	(void)event;
@@ -126,13 +135,18 @@ static int on_message(int event, void *event_data, void *userdata)
 	if(message->topic == NULL || strstr(message->topic, "v1.1/") == NULL){
 		return MOSQ_ERR_SUCCESS;
 	}
-	if(has_user_property(message->properties, PUBLISHER)){
+	user_properties(message->properties, &claims_publisher, &notification);
+	if(claims_publisher){
 		return MOSQ_ERR_ACL_DENIED;
 	}
 	if(username == NULL){
 		return MOSQ_ERR_SUCCESS;  /* nobody to name: only where anonymous clients may publish */
 	}
-	if((value = stamp(self, username, message)) == NULL){
+	/* A notification (the bulk of these topics: several per reading) is named but not
+	 * signed: the API passes notifications over unread, and no other subscriber holds the
+	 * secret to check a signature by. */
+	value = notification ? mosquitto_strdup(username) : stamp(self, username, message);
+	if(value == NULL){
 		return MOSQ_ERR_NOMEM;
 	}
 	rc = mosquitto_property_add_string_pair(

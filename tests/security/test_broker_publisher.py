@@ -247,6 +247,24 @@ async def test_an_admins_signed_message_replayed_in_a_will_makes_nothing_new(
     assert codes == {11: "conflict", 12: "forged_publisher"}
 
 
+async def test_a_notification_is_named_unsigned_and_a_request_signed(
+    secure: SecureStack, secure_db: Any
+) -> None:
+    writer = await api_key(secure_db, OWNER, "writer")
+    await admitted(secure, writer)
+    request, notice = uuid.uuid4().hex.encode(), uuid.uuid4().hex.encode()
+    marked = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+    marked.UserProperty = [USER_PROPERTY]
+    async with secure.client(*writer, protocol=aiomqtt.ProtocolVersion.V5) as client:
+        await client.subscribe("v1.1/Observations", qos=1)
+        await client.publish("v1.1/Observations", request, qos=1)
+        signed = await publisher_seen(client, request)
+        await client.publish("v1.1/Observations", notice, qos=1, properties=marked)
+        named = await publisher_seen(client, notice)
+    assert signed.startswith(f"{writer[0]};") and len(signed) == len(writer[0]) + 65
+    assert named == writer[0]  # the API passes notifications over: no HMAC spent on them
+
+
 def test_the_publisher_secret_is_readable_by_its_owners_alone(secure: SecureStack) -> None:
     for path in (secure.local.publisher_secret_file, secure.local.broker.config_file):
         assert path.stat().st_mode & 0o777 == 0o600
