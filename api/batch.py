@@ -31,20 +31,22 @@ from fastapi.responses import JSONResponse
 
 from api import audit, expand, principal
 from api.bodies import Aliases, Ref, parse_json
+from api.bounds import (
+    Planned,
+    check_observation_count,
+    count_inline,
+    make_chunks,
+    planned_observations,
+)
 from api.errors import ApiError, BadRequest, FailedDependency, PayloadTooLarge
 from api.operations import (
     Outcome,
-    Planned,
     announce,
     base_url,
-    check_observation_count,
-    count_inline,
     error_body,
     execute,
     in_transaction,
-    make_chunks,
     media_type,
-    planned_observations,
 )
 from api.usage import sub_requests
 from api.writer import Writer
@@ -274,7 +276,7 @@ def _error(part: Part, exc: ApiError) -> dict[str, Any]:
 
 
 def _planned(parts: list[Part]) -> dict[str, Planned]:
-    """The Observations each write of the batch creates (api.operations.planned_observations),
+    """The Observations each write of the batch creates (api.bounds.planned_observations),
     by request id; those in an entity an earlier request of the batch made, in no Datastream
     known yet. A PATCH or PUT is counted by its "Observations" members (it is refused)."""
     made: dict[str, str] = {}  # request id → entity set it creates in

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 
 from api import audit, permissions, principal
 from api.bodies import Draft, Ref, draft, parse_json
+from api.bounds import check_observation_count, make_chunks
 from api.errors import ApiError, BadRequest
 from api.operations import (
     Busy,
@@ -30,9 +31,7 @@ from api.operations import (
     Outcome,
     announce,
     base_url,
-    check_observation_count,
     database_errors,
-    make_chunks,
     write_audited,
 )
 from api.writer import Writer

@@ -17,19 +17,16 @@ from fastapi.responses import Response
 
 from api import audit, batch, create_observations, permissions, principal
 from api.bodies import parse_json
+from api.bounds import Planned, check_observation_count, make_chunks, planned_observations
 from api.errors import ApiError
 from api.operations import (
     JSON,
     JSON_PATCH,
     Outcome,
-    Planned,
     announce,
     base_url,
-    check_observation_count,
     execute,
-    make_chunks,
     media_type,
-    planned_observations,
     write_audited,
 )
 from api.writer import Writer

@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from api.operations import make_chunks
+from api.bounds import make_chunks
 from core.database import connect
 from core.queries import query
 from ingest.mapping import Mapped
