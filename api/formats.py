@@ -52,6 +52,7 @@ class Shape:
     expansions: tuple[Expansion, ...]
     base: str
     settings: ApiSettings
+    columns: tuple[_Column, ...] = ()  # CSV's, made while the request is checked
 
 
 def requested(
@@ -77,10 +78,10 @@ def requested(
     if name == "GeoJSON" and entity.set_name not in (*OWN_GEOMETRY, *RELATED_GEOMETRY):
         raise BadRequest(f"{entity.set_name} have no geometry for GeoJSON; use "
                          f"{', '.join([*OWN_GEOMETRY, *RELATED_GEOMETRY])}")
-    shape = Shape(name, entity, select, expansions, base, settings)
-    if name == "CSV":
-        _csv_columns(shape)  # refuses what CSV cannot hold before anything is read
-    return shape
+    # CSV's columns refuse what CSV cannot hold before anything is read.
+    columns = (_columns_of(entity, select, expansions, settings, ()) if name == "CSV"
+               else [])
+    return Shape(name, entity, select, expansions, base, settings, tuple(columns))
 
 
 def needed_columns(shape: Shape | None, select: list[str] | None) -> list[str] | None:
@@ -156,10 +157,6 @@ class _Column:
         return found.get(self.key) if found is not None else None
 
 
-def _csv_columns(shape: Shape) -> list[_Column]:
-    return _columns_of(shape.entity, shape.select, shape.expansions, shape.settings, ())
-
-
 def _columns_of(entity: EntityType, select: list[str] | None, items: tuple[Expansion, ...],
                 settings: ApiSettings, path: tuple[str, ...]) -> list[_Column]:
     columns = [_Column("/".join((*path, name)), path, "@iot.id" if name == "id" else name)
@@ -183,13 +180,12 @@ def _columns_of(entity: EntityType, select: list[str] | None, items: tuple[Expan
 
 
 async def _csv(shape: Shape, pool: Any, rows: list[dict[str, Any]]) -> str:
-    columns = _csv_columns(shape)
     bodies = await _bodies(shape, pool, rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow([c.header for c in columns])
+    writer.writerow([c.header for c in shape.columns])
     for body in bodies:
-        writer.writerow([_cell(c.value(body)) for c in columns])
+        writer.writerow([_cell(c.value(body)) for c in shape.columns])
     return out.getvalue()
 
 
