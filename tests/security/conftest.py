@@ -23,7 +23,7 @@ from deploy.ports import free_port
 from deploy.settings import StackSettings
 from deploy.stack import LocalStack, temporary_state_dir
 from deploy.system import Postgres
-from devices.broker_access import AccessSync
+from devices.broker_access import SYNC_EVERY_S, AccessSync
 from devices.fleet import stockholm
 from tests.integration.conftest import eventually
 
@@ -85,28 +85,37 @@ def authenticated_settings() -> StackSettings:
     )
 
 
-@pytest.fixture(scope="module")
-async def secure(postgres_install: Postgres) -> AsyncIterator[SecureStack]:
+@asynccontextmanager
+async def authenticated_stack(postgres_install: Postgres, every_s: float = SYNC_EVERY_S
+                              ) -> AsyncIterator[tuple[LocalStack, AccessSync]]:
+    """The stack as `up` starts it, with the Stockholm fleet provisioned and its access sync
+    running (every `every_s` seconds besides NOTIFY, as `up` runs it unless given), and
+    stopped after."""
     settings = authenticated_settings()
-    state = settings.state_dir
     local = LocalStack(settings, postgres_install)
     await local.start()
-    # As `up` runs it, but rendering every 2 s rather than 30 s, so that a key's expiry
-    # (which no database change announces) shows within a test's patience.
-    sync = local.access_sync(every_s=2.0)
+    sync = local.access_sync(every_s)
     task = asyncio.create_task(sync.run(connect), name="test.access_sync")
     try:
         await local.provision_fleet(stockholm())
-        fleet_secrets = json.loads((state / "secrets" / "fleet.json").read_text())
-        stack = SecureStack(local, sync, fleet_secrets)
-        await eventually(lambda: _true(sync.renders > 0), within=10)
-        local.start_ingest()
-        yield stack
+        yield local, sync
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         local.stop()
-        shutil.rmtree(state, ignore_errors=True)
+        shutil.rmtree(settings.state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+async def secure(postgres_install: Postgres) -> AsyncIterator[SecureStack]:
+    # Rendering every 2 s rather than 30 s, so that a key's expiry (which no database
+    # change announces) shows within a test's patience.
+    async with authenticated_stack(postgres_install, every_s=2.0) as (local, sync):
+        secrets_file = local.settings.state_dir / "secrets" / "fleet.json"
+        stack = SecureStack(local, sync, json.loads(secrets_file.read_text()))
+        await eventually(lambda: _true(sync.renders > 0), within=10)
+        local.start_ingest()
+        yield stack
 
 
 @pytest.fixture

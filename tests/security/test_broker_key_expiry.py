@@ -5,7 +5,6 @@ broker drops the key within moments of its expiry."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -17,9 +16,8 @@ from core.database import connect
 from deploy.stack import LocalStack
 from deploy.system import Postgres
 from devices.broker_access import SYNC_EVERY_S
-from devices.fleet import stockholm
 from tests.integration.conftest import eventually
-from tests.security.conftest import api_key, authenticated_settings
+from tests.security.conftest import api_key, authenticated_stack
 
 # Far less than the sync's period: only a render at the expiry itself drops the key so soon.
 WITHIN_S = 10.0
@@ -27,21 +25,9 @@ WITHIN_S = 10.0
 
 @pytest.fixture(scope="module")
 async def stack(postgres_install: Postgres) -> AsyncIterator[LocalStack]:
-    settings = authenticated_settings()
-    state = settings.state_dir
-    local = LocalStack(settings, postgres_install)
-    await local.start()
-    sync = local.access_sync()
-    assert sync.every_s == SYNC_EVERY_S >= 3 * WITHIN_S
-    task = asyncio.create_task(sync.run(connect), name="test.access_sync")
-    try:
-        await local.provision_fleet(stockholm())
+    async with authenticated_stack(postgres_install) as (local, sync):
+        assert sync.every_s == SYNC_EVERY_S >= 3 * WITHIN_S
         yield local
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        local.stop()
-        shutil.rmtree(state, ignore_errors=True)
 
 
 async def accepted(port: int, key: tuple[str, str]) -> bool:

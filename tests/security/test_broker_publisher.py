@@ -48,6 +48,14 @@ async def admitted(secure: SecureStack, *keys: tuple[str, str]) -> None:
         await eventually(lambda key=key: secure.admits(*key), within=10)  # type: ignore[misc]
 
 
+async def admitted_writer(secure: SecureStack, db: Any) -> tuple[tuple[str, str], int]:
+    """A new writer key of OWNER that the broker lets in, and OWNER's first open
+    Datastream."""
+    writer = await api_key(db, OWNER, "writer")
+    await admitted(secure, writer)
+    return writer, await datastream_of(db, OWNER, "open")
+
+
 async def datastream_of(db: Any, agency: str, access: str) -> int:
     return int(await db.fetchval(
         "SELECT min(d.id) FROM datastreams d JOIN agencies a ON a.id = d.agency_id "
@@ -111,9 +119,7 @@ async def test_a_writer_key_creates_on_the_observations_topic_only_what_it_may_w
 async def test_a_key_revoked_since_it_logged_in_creates_nothing_over_mqtt(
     secure: SecureStack, secure_db: Any
 ) -> None:
-    writer = await api_key(secure_db, OWNER, "writer")
-    own = await datastream_of(secure_db, OWNER, "open")
-    await admitted(secure, writer)
+    writer, own = await admitted_writer(secure, secure_db)
     at = f"2026-10-09T00:00:{uuid.uuid4().int % 60:02d}Z"
     async with running_api(secure), \
             secure.client(*writer, protocol=aiomqtt.ProtocolVersion.V5) as client:
@@ -310,9 +316,7 @@ async def reject_codes(db: Any, at: list[str]) -> dict[float, str]:
 async def test_a_retained_observation_is_not_kept_by_the_broker(
     secure: SecureStack, secure_db: Any
 ) -> None:
-    writer = await api_key(secure_db, OWNER, "writer")
-    own = await datastream_of(secure_db, OWNER, "open")
-    await admitted(secure, writer)
+    writer, own = await admitted_writer(secure, secure_db)
     topic = f"v1.1/Datastreams({own})/Observations"
     async with secure.client(*writer, protocol=aiomqtt.ProtocolVersion.V5) as client:
         await client.publish(topic, observation(own, "2026-10-20T00:00:00Z", 1), qos=1,
