@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
 from api.bounds import make_chunks
@@ -90,6 +91,19 @@ def data_array(stream: int, rows: int, start: datetime = PAST) -> list[dict[str,
     return [{"Datastream": {"@iot.id": stream}, "components": ["phenomenonTime", "result"],
              "dataArray": [[(start + timedelta(seconds=i)).isoformat(), float(i)]
                            for i in range(rows)]}]
+
+
+async def posted_while_held(api: Api, db_url: str, stream: int,
+                            body: Any) -> httpx.Response:
+    """A CreateObservations of `body` while another transaction holds Datastream
+    `stream`'s row (it changed it and has not committed)."""
+    rival = await connect(db_url)
+    try:
+        async with rival.transaction():
+            await rival.execute("UPDATE datastreams SET name = name WHERE id = $1", stream)
+            return await api.client.post("/v1.1/CreateObservations", json=body)
+    finally:
+        await rival.close()
 
 
 def observations(count: int, step: timedelta = timedelta(seconds=1),
@@ -242,16 +256,9 @@ async def test_a_big_write_that_cannot_make_its_chunk_soon_is_a_503_to_retry(
     api: Api, fleet_db: Any, db_url: str
 ) -> None:
     stream = (await new_datastream(api))["@iot.id"]
-    rival = await connect(db_url)
-    try:
-        # A long transaction that changed a Datastream: a new chunk must wait for it, and
-        # every writer after the one that waits would wait too.
-        async with rival.transaction():
-            await rival.execute("UPDATE datastreams SET name = name WHERE id = $1", stream)
-            response = await api.client.post("/v1.1/CreateObservations",
-                                             json=data_array(stream, 100))
-    finally:
-        await rival.close()
+    # A long transaction that changed a Datastream: a new chunk must wait for it, and
+    # every writer after the one that waits would wait too.
+    response = await posted_while_held(api, db_url, stream, data_array(stream, 100))
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "5"
     assert response.json()["code"] == "busy"
@@ -313,16 +320,9 @@ async def test_a_write_that_waits_too_long_for_its_datastream_is_a_503_not_a_500
 ) -> None:
     stream = (await new_datastream(api))["@iot.id"]
     await api.post("/v1.1/CreateObservations", data_array(stream, 1))  # the chunk exists
-    rival = await connect(db_url)
-    try:
-        # Holds the Datastream's row: the rows go in, its summary waits (writer.finish).
-        async with rival.transaction():
-            await rival.execute("UPDATE datastreams SET name = name WHERE id = $1", stream)
-            response = await api.client.post(
-                "/v1.1/CreateObservations",
-                json=data_array(stream, 100, PAST + timedelta(minutes=5)))
-    finally:
-        await rival.close()
+    # The rows go in, the Datastream's summary waits for its row (writer.finish).
+    response = await posted_while_held(api, db_url, stream,
+                                       data_array(stream, 100, PAST + timedelta(minutes=5)))
     assert response.status_code == 503, response.text
     assert response.headers["retry-after"] == "5"
     assert response.json()["code"] == "busy"
