@@ -33,13 +33,7 @@ from starlette.datastructures import Headers, QueryParams
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api import principal
-from api.errors import (
-    ApiError,
-    BadRequest,
-    TooSlow,
-    Unauthorized,
-    error_response,
-)
+from api.errors import ApiError, BadRequest, TooSlow, Unauthorized, error_response
 from api.keys import key_id_of
 from api.principal import ANONYMOUS, SCOPE_KEY, Principal
 from api.ratelimit import Buckets, Limit, client_address, too_many
@@ -119,8 +113,9 @@ class KeyChecker:
         if checked.refusal is not None:
             raise self._refusal(key_id, checked.refusal)
         assert checked.principal is not None and checked.expires_at is not None
-        if checked.expires_at <= datetime.now(UTC):
-            raise self._refusal(key_id, _expiry(key_id, checked.expires_at))
+        expired = _expired(key_id, checked.expires_at)
+        if expired is not None:
+            raise self._refusal(key_id, expired)
         return checked.principal
 
     def _remembered(self, digest: bytes) -> _Checked | None:
@@ -162,8 +157,7 @@ async def key_principal(conn: Any, key_id: str) -> Principal:
         Unauthorized: there is no such key, or it was revoked or has expired since.
     """
     row = await conn.fetchrow(query("api_access", "key_for_check"), key_id)
-    refusal = _refusal_of(key_id, row) or (
-        _expiry(key_id, row["expires_at"]) if row["expires_at"] <= datetime.now(UTC) else None)
+    refusal = _refusal_of(key_id, row) or _expired(key_id, row["expires_at"])
     if refusal is not None:
         raise Unauthorized(refusal)
     return _principal_of(key_id, row)
@@ -179,7 +173,10 @@ def _refusal_of(key_id: str, row: Any) -> str | None:
     return None
 
 
-def _expiry(key_id: str, expires_at: datetime) -> str:
+def _expired(key_id: str, expires_at: datetime) -> str | None:
+    """Why a key that expires at `expires_at` is refused now; None while it holds."""
+    if expires_at > datetime.now(UTC):
+        return None
     return f"API key {key_id} expired at {expires_at.isoformat()}"
 
 
@@ -240,4 +237,3 @@ class Authentication:
             await self.app(scope, receive, send)
         finally:
             principal.current.reset(token)
-
