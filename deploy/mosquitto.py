@@ -16,8 +16,8 @@ the publisher of each message in an MQTT 5 user property, signed with the stack'
 secret, so that the API can check the rights of a key that publishes an Observation. The
 secret is in the configuration, which is therefore readable by the broker's user alone.
 The plugin also reserves the service accounts' client ids for those accounts (ingest's
-persistent session is worth taking over) and refuses retained messages on the device and
-gateway topics.
+persistent session is worth taking over) and refuses retained messages on the device,
+gateway and SensorThings topics.
 
 The broker publishes its log, subscriptions included, on `$SYS/broker/log/...`, which the
 ACL lets only the API's account read: the API publishes `$select` notification topics
