@@ -60,7 +60,7 @@ def planned_observations(path: str, payload: Any, aliases: Aliases | None = None
         except ApiError:
             pass
         else:
-            return list(_observations_of(made, stream))
+            return list(observations_of(made, stream))
     posted = 1 if path.rsplit("/", 1)[-1] == "Observations" else 0
     return [(None, None)] * (posted + count_inline(payload))
 
@@ -95,8 +95,8 @@ def _post_target(path: str, owner: str | None) -> tuple[str, str | None, int | N
             stream)
 
 
-def _observations_of(d: Draft, stream: int | None) -> Iterator[tuple[int | None,
-                                                                     datetime | None]]:
+def observations_of(d: Draft, stream: int | None = None) -> Iterator[tuple[int | None,
+                                                                           datetime | None]]:
     """Of `d` and the drafts inline in it; `stream` is the Datastream `d` is in, if known."""
     if d.entity_set == "Observations":
         link = d.links.get("Datastream", [None])[0]
@@ -108,7 +108,7 @@ def _observations_of(d: Draft, stream: int | None) -> Iterator[tuple[int | None,
     for items in d.links.values():
         for item in items:
             if isinstance(item, Draft):
-                yield from _observations_of(item, inner)
+                yield from observations_of(item, inner)
 
 
 async def make_chunks(pool: Any, times: Sequence[tuple[int | None, datetime | None]],

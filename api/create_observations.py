@@ -14,7 +14,6 @@ aborts to break a deadlock is no "error": the whole request runs again, as every
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -22,8 +21,8 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from api import audit, permissions, principal
-from api.bodies import Draft, Ref, draft, parse_json
-from api.bounds import check_observation_count, make_chunks
+from api.bodies import Draft, draft, parse_json
+from api.bounds import check_observation_count, make_chunks, observations_of
 from api.errors import ApiError, BadRequest
 from api.operations import (
     Busy,
@@ -59,7 +58,8 @@ async def handle(request: Request) -> JSONResponse:
         drafts = [_draft(datastream, components, row, f"[{g}].dataArray[{r}]")
                   for g, (datastream, components, rows) in enumerate(groups)
                   for r, row in enumerate(rows)]
-        await make_chunks(pool, _times(drafts), settings.write_lock_timeout_s,
+        times = [o for d in drafts if d is not None for o in observations_of(d)]
+        await make_chunks(pool, times, settings.write_lock_timeout_s,
                           settings.max_chunks_per_request)
 
         async def work(writer: Writer) -> Outcome:
@@ -93,18 +93,6 @@ def _draft(datastream: Any, components: list[str], row: Any, where: str) -> Draf
     except ApiError as exc:
         _refused(exc)
         return None
-
-
-def _times(drafts: list[Draft | None]) -> list[tuple[int, datetime]]:
-    """(Datastream, phenomenon time) of each row that gives both."""
-    times = []
-    for d in drafts:
-        if d is None or not d.values.get("phenomenonTime"):
-            continue
-        link = d.links.get("Datastream", [None])[0]
-        if isinstance(link, Ref):
-            times.append((link.id, d.values["phenomenonTime"][0]))
-    return times
 
 
 async def _slice(writer: Writer, drafts: list[Draft | None]) -> list[str]:
