@@ -35,6 +35,7 @@ from api.bounds import (
     Planned,
     check_observation_count,
     count_inline,
+    is_bulk,
     make_chunks,
     planned_observations,
 )
@@ -102,7 +103,7 @@ async def handle(request: Request) -> JSONResponse:
     await make_chunks(request.app.state.store.pool,
                       [o for p in planned.values() for o in p],
                       run.settings.write_lock_timeout_s, run.settings.max_chunks_per_request)
-    run.bulk = {p.id for p in parts if len(planned.get(p.id, ())) > _posted_alone(p)}
+    run.bulk = {p.id for p in parts if is_bulk(_plain_path(p.url), planned.get(p.id, []))}
     with expand.reading_together(run.settings):  # its GETs share one request's limits
         for group, members_of in itertools.groupby(parts,
                                                    key=lambda p: p.group or f"\0{p.id}"):
@@ -298,11 +299,6 @@ def _planned(parts: list[Part]) -> dict[str, Planned]:
         elif part.method != "GET":
             planned[part.id] = [(None, None)] * count_inline(part.body)
     return planned
-
-
-def _posted_alone(part: Part) -> int:
-    """1 for a POST of one Observation: that is no bulk write."""
-    return 1 if part.method == "POST" and _plain_path(part.url).endswith("Observations") else 0
 
 
 def _plain_path(url: str) -> str:

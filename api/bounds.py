@@ -61,8 +61,18 @@ def planned_observations(path: str, payload: Any, aliases: Aliases | None = None
             pass
         else:
             return list(observations_of(made, stream))
-    posted = 1 if path.rsplit("/", 1)[-1] == "Observations" else 0
-    return [(None, None)] * (posted + count_inline(payload))
+    return [(None, None)] * (_posted(path) + count_inline(payload))
+
+
+def is_bulk(path: str, planned: Planned) -> bool:
+    """Whether a POST to `path` creating the Observations `planned` creates more than the
+    one Observation it posts itself: a bulk write, bounded and made chunks ahead for."""
+    return len(planned) > _posted(path)
+
+
+def _posted(path: str) -> int:
+    """1 for a POST to a collection of Observations: the one it creates itself."""
+    return 1 if path.rsplit("/", 1)[-1] == "Observations" else 0
 
 
 def count_inline(body: Any) -> int:

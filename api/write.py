@@ -17,7 +17,13 @@ from fastapi.responses import Response
 
 from api import audit, batch, create_observations, permissions, principal
 from api.bodies import parse_json
-from api.bounds import Planned, check_observation_count, make_chunks, planned_observations
+from api.bounds import (
+    Planned,
+    check_observation_count,
+    is_bulk,
+    make_chunks,
+    planned_observations,
+)
 from api.errors import ApiError
 from api.operations import (
     JSON,
@@ -67,7 +73,7 @@ async def _prepare_deep_insert(request: Request, path: str, payload: object) -> 
     CreateObservations; the lock timeout its transaction takes. None for any other POST,
     an Observation alone included."""
     planned: Planned = planned_observations(path, payload)
-    if len(planned) <= (1 if path.rsplit("/", 1)[-1] == "Observations" else 0):
+    if not is_bulk(path, planned):
         return None
     settings = request.app.state.settings
     check_observation_count(len(planned), settings.max_observations_per_request,
