@@ -21,6 +21,7 @@ from ingest.consumer import Consumer
 from ingest.metrics import IngestMetrics
 from ingest.settings import IngestSettings
 from tests.access import bearer, make_key
+from tests.integration.writes import Api, running_api
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 20) -> None:
@@ -113,3 +114,10 @@ class Publisher:
 async def publisher(mqtt_port: int, topic_prefix: str) -> AsyncIterator[Publisher]:
     async with aiomqtt.Client("127.0.0.1", mqtt_port) as client:
         yield Publisher(client, topic_prefix)
+
+
+@pytest.fixture
+async def api(fleet_db: Any, db_url: str) -> AsyncIterator[Api]:
+    """The API in this process on the fleet's database, as the write tests drive it."""
+    async with running_api(db_url) as running:
+        yield running

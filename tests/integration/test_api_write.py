@@ -3,7 +3,6 @@ inserts, links, the automatic entities, Datastream summaries, updates, cascades,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -24,18 +23,11 @@ from tests.integration.writes import (
     location,
     new_datastream,
     observed_property,
-    running_api,
     sensor,
     thing,
 )
 
 JSON_PATCH = "application/json-patch+json"
-
-
-@pytest.fixture
-async def api(fleet_db: Any, db_url: str) -> AsyncIterator[Api]:
-    async with running_api(db_url) as running:
-        yield running
 
 
 def feature_at(coordinates: list[float], name: str = "Street") -> dict[str, Any]:

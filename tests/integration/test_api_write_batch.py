@@ -3,7 +3,6 @@ with atomicity groups, on the real database."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,16 +17,9 @@ from tests.integration.writes import (
     grown,
     new_datastream,
     observed_property,
-    running_api,
     sensor,
     thing,
 )
-
-
-@pytest.fixture
-async def api(fleet_db: Any, db_url: str) -> AsyncIterator[Api]:
-    async with running_api(db_url) as running:
-        yield running
 
 
 async def test_create_observations_stores_the_good_rows_and_marks_the_bad_ones(

@@ -9,7 +9,6 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -30,7 +29,6 @@ from tests.integration.writes import (
     datastream,
     new_datastream,
     observed_property,
-    running_api,
     sensor,
     thing,
 )
@@ -40,12 +38,6 @@ LIMIT = 10_000  # max_observations_per_request by default
 CHUNKS = 100  # max_chunks_per_request by default
 # The figures of docs/api.md come from larger writes: STADSPULS_BIG_WRITE_ROWS=20000.
 ROWS = int(os.environ.get("STADSPULS_BIG_WRITE_ROWS", str(LIMIT)))
-
-
-@pytest.fixture
-async def api(fleet_db: Any, db_url: str) -> AsyncIterator[Api]:
-    async with running_api(db_url) as running:
-        yield running
 
 
 @dataclass

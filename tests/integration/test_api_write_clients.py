@@ -4,7 +4,6 @@ HistoricalLocations, and batch requests that link what an earlier request made."
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,18 +19,11 @@ from tests.integration.writes import (
     location,
     new_datastream,
     observed_property,
-    running_api,
     sensor,
     thing,
 )
 
 HOUR_LATER = "2026-09-21T11:00:00Z"
-
-
-@pytest.fixture
-async def api(fleet_db: Any, db_url: str) -> AsyncIterator[Api]:
-    async with running_api(db_url) as running:
-        yield running
 
 
 def request(ident: str, method: str, url: str, body: Any = None,

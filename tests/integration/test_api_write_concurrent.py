@@ -4,25 +4,16 @@ it came alone, whether it meets another request, a deadlock or registry provisio
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from core.database import connect
 from core.queries import query
 from devices.fleet import stockholm
 from tests.integration.conftest import eventually
 from tests.integration.readings import datastream as fleet_datastream
-from tests.integration.writes import Api, new_datastream, running_api
+from tests.integration.writes import Api, new_datastream
 
 PARALLEL = 12
-
-
-@pytest.fixture
-async def api(fleet_db: Any, db_url: str) -> AsyncIterator[Api]:
-    async with running_api(db_url) as running:
-        yield running
 
 
 async def test_parallel_observations_of_a_new_datastream_all_share_one_new_feature(
