@@ -40,6 +40,7 @@ from deploy.errors import DeployError
 from deploy.process import read_pid
 from deploy.running import on_database
 from deploy.settings import StackSettings
+from deploy.supervisor import supervise
 from deploy.system import ensure_system, installed_postgres
 from deploy.usage_cli import usage
 from devices.errors import DeviceError
@@ -180,7 +181,7 @@ async def _run_foreground(stack: stacks.LocalStack, fleet_name: str, scale: int,
         if simulate:
             stack.start_simulator(fleet_name, scale)
         _print_banner(settings, time.monotonic() - started)
-        await stacks.supervise(stack, _stop_on_signal())
+        await supervise(stack, _stop_on_signal())
     finally:
         log.info("stopping", extra={"action": "stack_stopping"})
         if sync is not None:

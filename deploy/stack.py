@@ -1,19 +1,15 @@
 """The local stack of one state directory: PostgreSQL with TimescaleDB and PostGIS, and
-Mosquitto, started by `stadspuls up`, by the test fixtures and by CI through this module;
-its supervision (a service that exits is started again, with backoff, until it crashes too
-often), and what a supervisor that died left running."""
+Mosquitto, started by `stadspuls up`, by the test fixtures and by CI through this module,
+and what a supervisor that died left running. Its supervision is in deploy/supervisor.py."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +28,6 @@ from deploy.postgres import PostgresServer, stop_orphan
 from deploy.process import (
     ManagedProcess,
     PidLock,
-    RestartPolicy,
     as_user,
     read_pid,
     stop_pid,
@@ -304,109 +299,6 @@ def _login_options(login: dict[str, Any]) -> list[str]:
     return ["--mqtt-username", login["mqtt_username"],
             "--mqtt-password-file", str(login["mqtt_password_file"]),
             *(["--mqtt-publisher-secret-file", str(signing)] if signing else [])]
-
-
-async def supervise(stack: LocalStack, stop: asyncio.Event,
-                    new_policy: Callable[[], RestartPolicy] = RestartPolicy) -> None:
-    """Watch the stack's services until `stop` is set, and start each one that exits
-    again after the delay its own policy (made by `new_policy`) sets; the database and
-    the broker before the programs that use them. A restart that fails counts as a crash.
-
-    Raises:
-        ServiceFailed: a service crashed as often as its policy allows; the caller stops
-            the rest.
-    """
-    restarts = _Restarts(stack, new_policy)
-    try:
-        while not stop.is_set():
-            restarts.collect_started()
-            restarts.notice_exits()
-            restarts.start_due()
-            try:
-                async with asyncio.timeout(0.25):
-                    await stop.wait()
-            except TimeoutError:
-                pass
-    finally:
-        await restarts.settle()
-
-
-# Restarted before the programs, which cannot start without them.
-FOUNDATIONS = ("database", "broker")
-
-
-class _Restarts:
-    """The services waiting to be started again, those being started (each in a thread,
-    so that a slow start leaves the others watched), and each one's crash history."""
-
-    def __init__(self, stack: LocalStack, new_policy: Callable[[], RestartPolicy]) -> None:
-        self.stack = stack
-        self.new_policy = new_policy
-        self.policies: dict[str, RestartPolicy] = {}
-        self.exited_at: dict[str, float] = {}
-        self.due: dict[str, float] = {}
-        self.starting: dict[str, asyncio.Task[None]] = {}
-        self.abandon = threading.Event()
-
-    def notice_exits(self) -> None:
-        now = time.monotonic()
-        for name in self.stack.exited():
-            if name in self.due or name in self.starting:
-                continue
-            self.exited_at.setdefault(name, now)
-            self._crashed(name, f"exited ({self.stack.service(name).exit_status()})", now)
-
-    def start_due(self) -> None:
-        now = time.monotonic()
-        for name, when in list(self.due.items()):
-            if when > now:
-                continue
-            if name not in FOUNDATIONS and any(
-                    f in self.due or f in self.starting for f in FOUNDATIONS):
-                continue  # the programs need the database and the broker back first
-            del self.due[name]
-            self.starting[name] = asyncio.create_task(
-                asyncio.to_thread(self.stack.restart, name, self.abandon.is_set),
-                name=f"supervisor.restart_{name}")
-
-    def collect_started(self) -> None:
-        for name, task in list(self.starting.items()):
-            if not task.done():
-                continue
-            del self.starting[name]
-            failure = task.exception()
-            if isinstance(failure, ServiceFailed):
-                reason = str(failure).splitlines()[0].rstrip(":")
-                self._crashed(name, f"did not come back ({reason})", time.monotonic())
-            elif failure is not None:
-                raise failure
-            else:
-                self.policies[name].came_back()
-                log.info("%s restarted (pid %s), %.1f s after it exited", name,
-                         self.stack.service(name).pid,
-                         time.monotonic() - self.exited_at.pop(name),
-                         extra={"action": "service_restarted"})
-
-    async def settle(self) -> None:
-        """Abandon the starts under way and wait for their threads to end."""
-        self.abandon.set()
-        await asyncio.gather(*self.starting.values(), return_exceptions=True)
-        self.starting.clear()
-
-    def _crashed(self, name: str, how: str, now: float) -> None:
-        """Count a crash of `name`; plan its restart, or raise ServiceFailed: give up."""
-        process = self.stack.service(name)
-        policy = self.policies.setdefault(name, self.new_policy())
-        delay = policy.crashed(now)
-        if delay is None:
-            log.error("%s %s, %s; stopping the stack; see %s", name, how, policy.describe(),
-                      process.logfile, extra={"action": "service_given_up"})
-            raise ServiceFailed(f"{name} given up after {policy.describe()}; "
-                                f"see {process.logfile}")
-        log.warning("%s %s; restarting in %.1f s (crash %d within %.0f s; the stack stops "
-                    "at %d); see %s", name, how, delay, policy.recent, policy.window_s,
-                    policy.max_crashes, process.logfile, extra={"action": "service_exited"})
-        self.due[name] = now + delay
 
 
 def supervisor_lock(settings: StackSettings) -> PidLock:

@@ -14,7 +14,7 @@ import pytest
 
 from deploy.errors import ServiceFailed
 from deploy.process import RestartPolicy
-from deploy.stack import supervise
+from deploy.supervisor import supervise
 
 
 class Service:
