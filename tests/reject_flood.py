@@ -1,4 +1,4 @@
-"""The reject flood of issue 12, item 5, measured on a stack of its own.
+"""A reject flood (150 messages of 7,500 nameless records), measured on a stack of its own.
 
 One device publishes 150 messages of 60 kB, each a pack of 7,500 nameless records; right
 after them another device publishes one good reading. `stadspuls ingest` runs as a process

@@ -1,5 +1,5 @@
 """Readings outside their observed property's plausible range are refused with code
-`implausible` (issue 12, item 12), an empty pack is a reject of its own, and the simulated
+`implausible`, an empty pack is a reject of its own, and the simulated
 fleet's readings, spikes and all, land or are refused exactly by the catalogue's ranges."""
 
 from __future__ import annotations

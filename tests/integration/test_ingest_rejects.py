@@ -1,4 +1,4 @@
-"""Rejects stay within bounds (issue 12, item 5): a message leaves one row however many of
+"""Rejects stay within bounds: a message leaves one row however many of
 its records are refused, its payload is kept once and cut, a sender past its budget is
 counted instead of kept one by one, and a flood of refused records does not hold up anyone
 else's readings. Every refused record is still counted."""

@@ -21,7 +21,7 @@ async def test_a_retained_reading_is_rejected_once_and_never_stored_across_resub
     fleet_db: Any, ingest_settings: IngestSettings, publisher: Publisher
 ) -> None:
     consumer, task = await start_consumer(ingest_settings)
-    # A relative time, as the device sent: every copy would resolve anew.
+    # A relative time: every copy would resolve anew.
     relative = json.dumps([{"bn": f"urn:dev:{HORNSGATAN}:", "n": "no2", "u": "ug/m3",
                             "v": 41.5, "t": -10}])
     await publisher.client.publish(f"{publisher.prefix}/devices/{HORNSGATAN}/senml",
